@@ -1,0 +1,11 @@
+//! Library half of `kyro-bench`: dataset IO, synthetic data, exact ground
+//! truth, statistics, the JSON result schema and plotting. The binary in
+//! `main.rs` wires these into subcommands; keeping them in a library makes
+//! them unit-testable and reusable from other benches.
+
+pub mod dataset;
+pub mod groundtruth;
+pub mod plot;
+pub mod report;
+pub mod stats;
+pub mod synthetic;

@@ -1,0 +1,803 @@
+//! `kyro-bench`: the KyroDB benchmark command line.
+//!
+//! - `ann`: build an HNSW index once, then sweep `ef` and report recall@k,
+//!   single-thread QPS and latency percentiles (table, JSON, SVG).
+//! - `gt`: exact brute-force ground truth to an `.ivecs` file.
+//! - `synth`: write a seeded synthetic dataset (and optionally its ground
+//!   truth) so other engines can be run on the very same vectors.
+//! - `plot`: draw several result files as recall/QPS curves on one chart.
+//!
+//! Progress bars go to stderr (and hide themselves when it is not a
+//! terminal); results go to stdout.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use kyro_engine::{HnswIndex, HnswParams, IndexConfig, Metric, Quantization, VectorIndex};
+
+use kyro_bench::dataset::{self, Matrix};
+use kyro_bench::groundtruth::exact_knn;
+use kyro_bench::plot::{plot_curves, Curve};
+use kyro_bench::report::{AnnReport, CurveFile, RunReport};
+use kyro_bench::stats::{human_bytes, mean_recall, peak_rss_bytes, percentile};
+use kyro_bench::synthetic::{self, SyntheticSpec};
+
+#[derive(Parser)]
+#[command(name = "kyro-bench", version, about = "KyroDB benchmark harness")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build an HNSW index and sweep ef: recall@k, QPS and latency per ef.
+    Ann(AnnArgs),
+    /// Compute exact top-k ground truth by brute force and write it as .ivecs.
+    Gt(GtArgs),
+    /// Write a seeded synthetic dataset as .fvecs (and optionally its ground truth).
+    Synth(SynthArgs),
+    /// Plot one or more result JSON files as recall/QPS curves in one SVG.
+    Plot(PlotArgs),
+}
+
+/// Distance metric, as named on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum MetricArg {
+    /// 1 - cosine similarity.
+    Cosine,
+    /// Negated inner product.
+    Dot,
+    /// Squared Euclidean distance.
+    L2,
+}
+
+impl From<MetricArg> for Metric {
+    fn from(m: MetricArg) -> Self {
+        match m {
+            MetricArg::Cosine => Metric::Cosine,
+            MetricArg::Dot => Metric::Dot,
+            MetricArg::L2 => Metric::L2,
+        }
+    }
+}
+
+/// Graph traversal precision, as named on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum QuantizationArg {
+    /// Exact f32 distances.
+    None,
+    /// i8 scalar-quantised traversal with f32 rescoring.
+    I8,
+}
+
+impl From<QuantizationArg> for Quantization {
+    fn from(q: QuantizationArg) -> Self {
+        match q {
+            QuantizationArg::None => Quantization::None,
+            QuantizationArg::I8 => Quantization::I8,
+        }
+    }
+}
+
+/// Where `ann` gets its vectors: files, or a generated set.
+#[derive(Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["base", "synthetic"])))]
+struct SourceArgs {
+    /// Base vectors (.fvecs or .bvecs); each vector's id is its row number.
+    #[arg(long, requires = "query", value_name = "FILE")]
+    base: Option<PathBuf>,
+    /// Query vectors (.fvecs or .bvecs).
+    #[arg(long, requires = "base", value_name = "FILE")]
+    query: Option<PathBuf>,
+    /// Ground truth (.ivecs, row numbers of the base file, nearest first).
+    /// Computed by brute force when omitted.
+    #[arg(long, requires = "base", value_name = "FILE")]
+    gt: Option<PathBuf>,
+    /// Generate a clustered Gaussian set instead of reading files.
+    #[arg(long, value_name = "N,DIM,CLUSTERS")]
+    synthetic: Option<SyntheticSpec>,
+    /// Number of synthetic queries.
+    #[arg(long, default_value_t = 1000, requires = "synthetic")]
+    queries: usize,
+    /// Seed for synthetic data and for the HNSW level generator.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Use only the first N base vectors.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Use only the first N queries.
+    #[arg(long, value_name = "N")]
+    query_limit: Option<usize>,
+}
+
+#[derive(Args)]
+struct AnnArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Distance metric.
+    #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
+    metric: MetricArg,
+    /// HNSW M (layer 0 keeps 2*M links).
+    #[arg(long, default_value_t = HnswParams::default().m)]
+    m: usize,
+    /// HNSW ef_construction.
+    #[arg(long, default_value_t = HnswParams::default().ef_construction)]
+    ef_construction: usize,
+    /// Comma-separated search ef values, measured in this order.
+    #[arg(long, value_delimiter = ',', default_value = "10,20,40,80,160,320")]
+    ef: Vec<usize>,
+    /// Neighbours per query (the k in recall@k).
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Threads for ground truth and the index build (searches use one).
+    /// Defaults to all cores.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Graph traversal precision.
+    #[arg(long, value_enum, default_value_t = QuantizationArg::None)]
+    quantization: QuantizationArg,
+    /// Engine label for the report and plot legend
+    /// (default: kyrodb, or kyrodb-i8 with --quantization i8).
+    #[arg(long)]
+    label: Option<String>,
+    /// Write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a recall/QPS curve as SVG.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct GtArgs {
+    /// Base vectors (.fvecs or .bvecs).
+    #[arg(long, value_name = "FILE")]
+    base: PathBuf,
+    /// Query vectors (.fvecs or .bvecs).
+    #[arg(long, value_name = "FILE")]
+    query: PathBuf,
+    /// Distance metric (required: a ground-truth file does not record it).
+    #[arg(long, value_enum)]
+    metric: MetricArg,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 100)]
+    k: usize,
+    /// Output .ivecs file.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Use only the first N base vectors.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Use only the first N queries.
+    #[arg(long, value_name = "N")]
+    query_limit: Option<usize>,
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    /// Shape of the generated set.
+    #[arg(long, value_name = "N,DIM,CLUSTERS")]
+    synthetic: SyntheticSpec,
+    /// Number of queries.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// Random seed (same seed, same vectors as `ann --synthetic`).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output .fvecs for the base vectors.
+    #[arg(long, value_name = "FILE")]
+    out_base: PathBuf,
+    /// Output .fvecs for the queries.
+    #[arg(long, value_name = "FILE")]
+    out_query: PathBuf,
+    /// Also write exact ground truth (.ivecs) for --metric and --k.
+    #[arg(long, value_name = "FILE")]
+    out_gt: Option<PathBuf>,
+    /// Metric for --out-gt.
+    #[arg(long, value_enum, default_value_t = MetricArg::Cosine, requires = "out_gt")]
+    metric: MetricArg,
+    /// Neighbours per query for --out-gt.
+    #[arg(long, default_value_t = 100, requires = "out_gt")]
+    k: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct PlotArgs {
+    /// Result files from `kyro-bench ann` or the anchors script; one curve each.
+    #[arg(long, num_args = 1.., required = true, value_name = "FILE")]
+    json: Vec<PathBuf>,
+    /// Output SVG.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Chart title (default: dataset and metric of the first file).
+    #[arg(long)]
+    title: Option<String>,
+    /// Write ef next to each point.
+    #[arg(long)]
+    annotate_ef: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ann(args) => run_ann(args),
+        Command::Gt(args) => run_gt(args),
+        Command::Synth(args) => run_synth(args),
+        Command::Plot(args) => run_plot(args),
+    }
+}
+
+/// Resolves `--threads` and sizes rayon's global pool (used by the synthetic
+/// generator and ground truth) to match, so one flag controls all CPU use.
+fn setup_threads(threads: Option<usize>) -> Result<usize> {
+    let threads = match threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(t) => t,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("configuring the rayon thread pool")?;
+    Ok(threads)
+}
+
+/// A progress bar with a consistent look; `len` may be fixed later.
+fn progress_bar(len: u64, prefix: &'static str) -> ProgressBar {
+    let style = ProgressStyle::with_template(
+        "{prefix:>9} [{elapsed_precise}] [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})",
+    )
+    .map(|s| s.progress_chars("=> "))
+    // The template is a constant, so this fallback only guards against an
+    // indicatif upgrade changing the template syntax.
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = ProgressBar::new(len).with_style(style);
+    bar.set_prefix(prefix);
+    bar
+}
+
+fn load_vectors(path: &Path, limit: Option<usize>, what: &'static str) -> Result<Matrix<f32>> {
+    let bar = progress_bar(0, what);
+    let start = Instant::now();
+    let vectors = dataset::read_vectors_with_progress(path, limit, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .with_context(|| format!("loading {what} vectors"))?;
+    bar.finish_and_clear();
+    eprintln!(
+        "{what}: {} x {} from {} ({:.2} s)",
+        vectors.rows(),
+        vectors.dim(),
+        path.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(vectors)
+}
+
+fn generate_synthetic(spec: &SyntheticSpec, queries: usize, seed: u64) -> synthetic::SyntheticSet {
+    let bar = ProgressBar::new_spinner().with_message(format!("generating {}", spec.name()));
+    let start = Instant::now();
+    let set = synthetic::generate(spec, queries, seed);
+    bar.finish_and_clear();
+    eprintln!(
+        "synthetic: {} base + {} queries, dim {}, {} clusters, seed {seed} ({:.2} s)",
+        set.base.rows(),
+        set.queries.rows(),
+        spec.dim,
+        spec.clusters,
+        start.elapsed().as_secs_f64()
+    );
+    set
+}
+
+/// Exact ground truth with a progress bar, on the global rayon pool.
+fn compute_ground_truth(
+    metric: Metric,
+    base: &Matrix<f32>,
+    queries: &Matrix<f32>,
+    k: usize,
+) -> Result<Matrix<i32>> {
+    let bar = progress_bar(queries.rows() as u64, "gt");
+    let start = Instant::now();
+    let gt = exact_knn(metric, base, queries, k, &|| bar.inc(1))
+        .context("computing exact ground truth")?;
+    bar.finish_and_clear();
+    eprintln!(
+        "ground truth: top-{k} {metric} for {} queries over {} vectors ({:.2} s)",
+        queries.rows(),
+        base.rows(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(gt)
+}
+
+fn check_same_dim(base: &Matrix<f32>, queries: &Matrix<f32>) -> Result<()> {
+    ensure!(
+        base.dim() == queries.dim(),
+        "base vectors have dimension {} but queries have dimension {}",
+        base.dim(),
+        queries.dim()
+    );
+    Ok(())
+}
+
+/// Checks a loaded ground truth against the data it will score: enough rows
+/// and columns, and no ids outside the (possibly `--limit`ed) base set.
+fn check_ground_truth(
+    gt: &Matrix<i32>,
+    path: &Path,
+    n_queries: usize,
+    n: usize,
+    k: usize,
+) -> Result<()> {
+    ensure!(
+        gt.rows() >= n_queries,
+        "{}: {} rows of ground truth but {n_queries} queries",
+        path.display(),
+        gt.rows()
+    );
+    ensure!(
+        gt.dim() >= k,
+        "{}: ground truth has {} neighbours per query, --k {k} needs at least {k}",
+        path.display(),
+        gt.dim()
+    );
+    for q in 0..n_queries {
+        if let Some(&bad) = gt.row(q)[..k]
+            .iter()
+            .find(|&&id| id < 0 || id as usize >= n)
+        {
+            bail!(
+                "{}: query {q} lists neighbour {bad}, outside the {n} base vectors loaded; \
+                 with --limit, omit --gt to recompute the ground truth on the subset",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The vectors and ground truth one `ann` run works on.
+struct Workload {
+    name: String,
+    base: Matrix<f32>,
+    queries: Matrix<f32>,
+    gt: Matrix<i32>,
+}
+
+fn load_workload(source: &SourceArgs, metric: Metric, k: usize) -> Result<Workload> {
+    let (name, mut base, mut queries, gt_path) =
+        match (&source.synthetic, &source.base, &source.query) {
+            (Some(spec), _, _) => {
+                let set = generate_synthetic(spec, source.queries, source.seed);
+                (spec.name(), set.base, set.queries, None)
+            }
+            (None, Some(base_path), Some(query_path)) => {
+                let name = base_path.file_stem().map_or_else(
+                    || "dataset".to_string(),
+                    |s| s.to_string_lossy().into_owned(),
+                );
+                let base = load_vectors(base_path, source.limit, "base")?;
+                let queries = load_vectors(query_path, source.query_limit, "query")?;
+                (name, base, queries, source.gt.as_deref())
+            }
+            // clap's `source` group and `requires` rules make this unreachable.
+            _ => bail!("give either --base and --query, or --synthetic"),
+        };
+    // Files were already read with the limits; this applies them to
+    // synthetic data (and is a no-op otherwise).
+    if let Some(limit) = source.limit {
+        base.truncate_rows(limit);
+    }
+    if let Some(limit) = source.query_limit {
+        queries.truncate_rows(limit);
+    }
+    ensure!(!base.is_empty(), "no base vectors to index");
+    ensure!(!queries.is_empty(), "no queries to run");
+    check_same_dim(&base, &queries)?;
+    ensure!(
+        k <= base.rows(),
+        "--k {k} exceeds the {} base vectors",
+        base.rows()
+    );
+
+    let gt = match gt_path {
+        Some(path) => {
+            let gt =
+                dataset::read_ivecs(path, Some(queries.rows())).context("loading ground truth")?;
+            check_ground_truth(&gt, path, queries.rows(), base.rows(), k)?;
+            eprintln!(
+                "ground truth: {} x {} from {}",
+                gt.rows(),
+                gt.dim(),
+                path.display()
+            );
+            gt
+        }
+        None => compute_ground_truth(metric, &base, &queries, k)?,
+    };
+    Ok(Workload {
+        name,
+        base,
+        queries,
+        gt,
+    })
+}
+
+/// Runs every query once at `ef` on the calling thread. Returns the result
+/// ids, per-query latencies in µs and the loop's wall time in seconds.
+fn search_all(
+    index: &HnswIndex,
+    queries: &Matrix<f32>,
+    k: usize,
+    ef: usize,
+    bar: &ProgressBar,
+) -> Result<(Vec<Vec<u64>>, Vec<f64>, f64)> {
+    let n = queries.rows();
+    let mut results = Vec::with_capacity(n);
+    let mut latencies = Vec::with_capacity(n);
+    // Updating the bar every query would put indicatif in the measurement;
+    // ~100 updates per pass are plenty for the eye.
+    let tick = (n / 100).max(1);
+    let start = Instant::now();
+    for (i, query) in queries.iter_rows().enumerate() {
+        let t = Instant::now();
+        let found = index
+            .search(query, k, ef)
+            .with_context(|| format!("search failed for query {i} at ef {ef}"))?;
+        latencies.push(t.elapsed());
+        // Move the results aside and convert after the loop, so the timed
+        // region holds only the search itself.
+        results.push(found);
+        if (i + 1) % tick == 0 {
+            bar.inc(tick as u64);
+        }
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let ids = results
+        .iter()
+        .map(|r| r.iter().map(|nb| nb.id).collect())
+        .collect();
+    let latencies_us = latencies.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+    Ok((ids, latencies_us, wall))
+}
+
+fn run_ann(args: AnnArgs) -> Result<()> {
+    ensure!(args.k > 0, "--k must be at least 1");
+    ensure!(!args.ef.is_empty(), "--ef needs at least one value");
+    let threads = setup_threads(args.threads)?;
+    let metric = Metric::from(args.metric);
+    let quantization = Quantization::from(args.quantization);
+    let Workload {
+        name,
+        base,
+        queries,
+        gt,
+    } = load_workload(&args.source, metric, args.k)?;
+    let (n, dim, k) = (base.rows(), base.dim(), args.k);
+
+    let config = IndexConfig {
+        dim,
+        metric,
+        hnsw: HnswParams {
+            m: args.m,
+            ef_construction: args.ef_construction,
+            seed: args.source.seed,
+        },
+        quantization,
+    };
+    let bar = progress_bar(n as u64, "build");
+    let start = Instant::now();
+    let index = HnswIndex::build_parallel(config, base.as_slice(), None, threads, &|done| {
+        bar.set_position(done as u64)
+    })
+    .context("building the HNSW index")?;
+    let build_seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let memory = index.memory_usage();
+    let index_bytes = memory.total() as u64;
+    eprintln!(
+        "build: {n} vectors in {build_seconds:.2} s ({:.0} vectors/s, {threads} threads), index {}",
+        n as f64 / build_seconds,
+        human_bytes(index_bytes)
+    );
+    ensure!(
+        index.len() == n,
+        "index holds {} points after building from {n} rows",
+        index.len()
+    );
+
+    // The index keeps its own copy of the vectors; free ours so the search
+    // phase runs with the memory footprint a server would have. (Peak RSS
+    // still includes them: the peak happens during the build.)
+    drop(base);
+
+    // One untimed pass warms caches, page-faults the index in and lets the
+    // CPU reach its steady clock before anything is measured.
+    let warm = progress_bar(queries.rows() as u64, "warm-up");
+    search_all(&index, &queries, k, args.ef[0], &warm)?;
+    warm.finish_and_clear();
+
+    let mut runs = Vec::with_capacity(args.ef.len());
+    for &ef in &args.ef {
+        let bar = progress_bar(queries.rows() as u64, "search");
+        bar.set_message(format!("ef={ef}"));
+        let (ids, mut latencies, wall) = search_all(&index, &queries, k, ef, &bar)?;
+        bar.finish_and_clear();
+        latencies.sort_by(f64::total_cmp);
+        let run = RunReport {
+            ef,
+            recall: mean_recall(&ids, &gt, k),
+            qps: queries.rows() as f64 / wall,
+            p50_us: percentile(&latencies, 50.0),
+            p99_us: percentile(&latencies, 99.0),
+            mean_us: latencies.iter().sum::<f64>() / latencies.len() as f64,
+        };
+        eprintln!(
+            "ef {:>5}: recall@{k} {:.4}, {:.0} QPS",
+            run.ef, run.recall, run.qps
+        );
+        runs.push(run);
+    }
+
+    let engine = args.label.unwrap_or_else(|| match quantization {
+        Quantization::None => "kyrodb".to_string(),
+        Quantization::I8 => "kyrodb-i8".to_string(),
+    });
+    let report = AnnReport {
+        engine,
+        dataset: name,
+        n,
+        dim,
+        metric: metric.to_string(),
+        m: args.m,
+        ef_construction: args.ef_construction,
+        threads,
+        quantization: quantization.to_string(),
+        build_seconds,
+        index_bytes,
+        peak_rss_bytes: peak_rss_bytes(),
+        runs,
+        k,
+        n_queries: queries.rows(),
+        build_vectors_per_second: n as f64 / build_seconds,
+        bytes_per_vector: index_bytes as f64 / n as f64,
+    };
+    print_report(
+        &report,
+        memory.vector_bytes as u64,
+        memory.graph_bytes as u64,
+    );
+
+    if let Some(path) = &args.json {
+        report.write(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        let curve = Curve {
+            label: report.engine.clone(),
+            points: report
+                .runs
+                .iter()
+                .map(|r| (r.recall, r.qps, Some(r.ef)))
+                .collect(),
+        };
+        let title = format!(
+            "{} ({}, n={}, M={}, efC={})",
+            report.dataset, report.metric, report.n, report.m, report.ef_construction
+        );
+        plot_curves(path, &title, &format!("recall@{k}"), &[curve], true)
+            .with_context(|| format!("plotting to {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_report(r: &AnnReport, vector_bytes: u64, graph_bytes: u64) {
+    println!();
+    println!(
+        "{} on {}: n={} dim={} metric={} M={} ef_construction={} quantization={}",
+        r.engine, r.dataset, r.n, r.dim, r.metric, r.m, r.ef_construction, r.quantization
+    );
+    println!(
+        "build   {:.2} s, {:.0} vectors/s on {} threads",
+        r.build_seconds, r.build_vectors_per_second, r.threads
+    );
+    println!(
+        "memory  index {} ({:.1} B/vector: vectors {}, graph {}), peak RSS {}",
+        human_bytes(r.index_bytes),
+        r.bytes_per_vector,
+        human_bytes(vector_bytes),
+        human_bytes(graph_bytes),
+        r.peak_rss_bytes
+            .map_or_else(|| "n/a".to_string(), human_bytes)
+    );
+    println!(
+        "search  {} queries, k={}, 1 thread, one query at a time",
+        r.n_queries, r.k
+    );
+    println!();
+    let recall_header = format!("recall@{}", r.k);
+    println!(
+        "{:>6}  {:>10}  {:>10}  {:>9}  {:>9}  {:>9}",
+        "ef", recall_header, "QPS", "p50 µs", "p99 µs", "mean µs"
+    );
+    for run in &r.runs {
+        println!(
+            "{:>6}  {:>10.4}  {:>10.0}  {:>9.1}  {:>9.1}  {:>9.1}",
+            run.ef, run.recall, run.qps, run.p50_us, run.p99_us, run.mean_us
+        );
+    }
+}
+
+fn run_gt(args: GtArgs) -> Result<()> {
+    let threads = setup_threads(args.threads)?;
+    let metric = Metric::from(args.metric);
+    let base = load_vectors(&args.base, args.limit, "base")?;
+    let queries = load_vectors(&args.query, args.query_limit, "query")?;
+    check_same_dim(&base, &queries)?;
+    ensure!(
+        (1..=base.rows()).contains(&args.k),
+        "--k {} must be between 1 and the {} base vectors",
+        args.k,
+        base.rows()
+    );
+    eprintln!("using {threads} threads");
+    let gt = compute_ground_truth(metric, &base, &queries, args.k)?;
+    dataset::write_ivecs(&args.out, &gt).context("writing ground truth")?;
+    println!(
+        "wrote {} ({} queries x top-{} by {metric})",
+        args.out.display(),
+        gt.rows(),
+        gt.dim()
+    );
+    Ok(())
+}
+
+fn run_synth(args: SynthArgs) -> Result<()> {
+    setup_threads(args.threads)?;
+    ensure!(args.queries > 0, "--queries must be at least 1");
+    let set = generate_synthetic(&args.synthetic, args.queries, args.seed);
+    dataset::write_fvecs(&args.out_base, &set.base).context("writing base vectors")?;
+    dataset::write_fvecs(&args.out_query, &set.queries).context("writing queries")?;
+    println!(
+        "wrote {} ({} x {}) and {} ({} x {})",
+        args.out_base.display(),
+        set.base.rows(),
+        set.base.dim(),
+        args.out_query.display(),
+        set.queries.rows(),
+        set.queries.dim()
+    );
+    if let Some(path) = &args.out_gt {
+        ensure!(
+            (1..=set.base.rows()).contains(&args.k),
+            "--k {} must be between 1 and the {} base vectors",
+            args.k,
+            set.base.rows()
+        );
+        let metric = Metric::from(args.metric);
+        let gt = compute_ground_truth(metric, &set.base, &set.queries, args.k)?;
+        dataset::write_ivecs(path, &gt).context("writing ground truth")?;
+        println!("wrote {} (top-{} by {metric})", path.display(), args.k);
+    }
+    Ok(())
+}
+
+fn run_plot(args: PlotArgs) -> Result<()> {
+    let files = args
+        .json
+        .iter()
+        .map(|path| CurveFile::load(path).map(|f| (path, f)))
+        .collect::<Result<Vec<_>>>()?;
+    let stem = |p: &Path| {
+        p.file_stem().map_or_else(
+            || p.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        )
+    };
+    let labels: Vec<String> = files
+        .iter()
+        .map(|(path, f)| f.engine.clone().unwrap_or_else(|| stem(path)))
+        .collect();
+    let curves: Vec<Curve> = files
+        .iter()
+        .zip(&labels)
+        .map(|((path, file), label)| {
+            // Two runs of the same engine (say, different M) would get the
+            // same legend entry; add the file name to tell them apart.
+            let duplicated = labels.iter().filter(|l| *l == label).count() > 1;
+            Curve {
+                label: if duplicated {
+                    format!("{label} ({})", stem(path))
+                } else {
+                    label.clone()
+                },
+                points: file.runs.iter().map(|r| (r.recall, r.qps, r.ef)).collect(),
+            }
+        })
+        .collect();
+
+    let first = &files[0].1;
+    let title = args
+        .title
+        .clone()
+        .unwrap_or_else(|| match (&first.dataset, &first.metric) {
+            (Some(d), Some(m)) => format!("{d} ({m})"),
+            (Some(d), None) => d.clone(),
+            _ => "recall vs QPS".to_string(),
+        });
+    let x_label = first
+        .k
+        .map_or_else(|| "recall".to_string(), |k| format!("recall@{k}"));
+    plot_curves(&args.out, &title, &x_label, &curves, args.annotate_ef)
+        .with_context(|| format!("plotting to {}", args.out.display()))?;
+    println!("wrote {} ({} curves)", args.out.display(), curves.len());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ann_source_is_exclusive() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["kyro-bench", "ann"], args].concat());
+        assert!(parse(&["--synthetic", "100,4,2"]).is_ok());
+        assert!(parse(&["--base", "b.fvecs", "--query", "q.fvecs"]).is_ok());
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--base", "b.fvecs"]).is_err());
+        assert!(parse(&[
+            "--synthetic",
+            "100,4,2",
+            "--base",
+            "b.fvecs",
+            "--query",
+            "q.fvecs"
+        ])
+        .is_err());
+        assert!(parse(&["--synthetic", "100,4,2", "--gt", "g.ivecs"]).is_err());
+        assert!(parse(&["--synthetic", "100,4"]).is_err());
+        let Ok(Cli {
+            command: Command::Ann(args),
+        }) = parse(&["--synthetic", "100,4,2", "--ef", "10,40", "--metric", "l2"])
+        else {
+            panic!("parse failed");
+        };
+        assert_eq!(args.ef, vec![10, 40]);
+        assert!(matches!(args.metric, MetricArg::L2));
+    }
+
+    #[test]
+    fn ground_truth_is_checked_against_the_data() {
+        let gt = Matrix::new(3, vec![0, 1, 2, 3, 4, 9]);
+        let path = Path::new("g.ivecs");
+        assert!(check_ground_truth(&gt, path, 2, 10, 3).is_ok());
+        // Id 9 is outside a base set limited to 5 rows.
+        let err = check_ground_truth(&gt, path, 2, 5, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("query 1") && err.contains("--limit"), "{err}");
+        // k=2 only looks at the first two columns, which are fine.
+        assert!(check_ground_truth(&gt, path, 2, 5, 2).is_ok());
+        assert!(check_ground_truth(&gt, path, 3, 10, 3).is_err());
+        assert!(check_ground_truth(&gt, path, 2, 10, 4).is_err());
+    }
+}

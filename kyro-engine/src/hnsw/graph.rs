@@ -1,0 +1,738 @@
+//! [`HnswIndex`]: concurrent inserts, parallel bulk build, (filtered) search,
+//! deletes and graph repair.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+use rayon::prelude::*;
+
+use super::layout::{NeedsGrowth, Storage};
+use super::search::{greedy_closest, search_layer, select_neighbors, Candidate, SearchScratch};
+use crate::distance::{prepare_vector, prepared_distance, ScalarQuantizer};
+use crate::error::EngineError;
+use crate::index::{IndexConfig, MemoryUsage, Neighbor, Quantization, SearchParams, VectorIndex};
+
+/// Highest layer a node may be drawn on. With `m ≥ 2` the chance of reaching
+/// it is below 2⁻¹⁵ per node, and the cap bounds the upper records one insert
+/// can ask for.
+const MAX_LEVEL: usize = 15;
+
+/// Rows sampled to calibrate the `i8` quantiser of a bulk build.
+const CALIBRATION_ROWS: usize = 20_000;
+
+/// Initial capacity of an index created empty.
+const INITIAL_CAPACITY: usize = 1024;
+
+/// Inserts between two progress reports of a bulk build.
+const PROGRESS_EVERY: usize = 256;
+
+/// The top of the graph, where every search starts.
+#[derive(Debug, Clone, Copy)]
+struct EntryPoint {
+    node: u32,
+    level: usize,
+}
+
+/// What [`HnswIndex::consolidate_deletes`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Consolidation {
+    /// Live nodes whose neighbour lists were rebuilt around deleted ones.
+    pub repaired_nodes: usize,
+    /// Slots of deleted points now free for new inserts.
+    pub freed_slots: usize,
+}
+
+/// A hierarchical navigable small-world graph over `f32` vectors.
+///
+/// Inserts, deletes and searches may run concurrently from any number of
+/// threads (`&self`); only [`HnswIndex::consolidate_deletes`] needs exclusive
+/// access.
+///
+/// # Locks
+/// Taken in this order, never the other way round:
+/// 1. `storage` — read by every insert and search for their whole duration;
+///    written only to grow the arrays.
+/// 2. a node lock inside `storage` — held while rewriting that node's lists;
+///    an insert holds one at a time.
+/// 3. `entry` — read at the start of each insert and search; written when a
+///    node is drawn above the current top layer.
+/// 4. `labels` — external id → slot; read at the end of a search, written
+///    after an insert has linked its node and by deletes.
+/// 5. `free_slots`, `scratch_pool` — short critical sections, nothing nested.
+pub struct HnswIndex {
+    config: IndexConfig,
+    quantizer: Option<ScalarQuantizer>,
+    storage: RwLock<Storage>,
+    entry: RwLock<Option<EntryPoint>>,
+    labels: RwLock<HashMap<u64, u32>>,
+    free_slots: Mutex<Vec<u32>>,
+    scratch_pool: Mutex<Vec<SearchScratch>>,
+    /// Insert counter feeding the level generator.
+    sequence: AtomicU64,
+    /// Live points.
+    live: AtomicUsize,
+    /// Deleted or replaced points still linked into the graph.
+    tombstones: AtomicUsize,
+    /// 1/ln(m): the level distribution's normalisation.
+    level_multiplier: f64,
+}
+
+impl HnswIndex {
+    /// An empty index. `i8` quantisation needs a calibrated quantiser: use
+    /// [`HnswIndex::with_capacity`] or [`HnswIndex::build_parallel`] for it.
+    pub fn new(config: IndexConfig) -> Result<Self, EngineError> {
+        if config.quantization == Quantization::I8 {
+            return Err(EngineError::InvalidParameter {
+                field: "quantization",
+                reason: "i8 traversal needs a quantizer calibrated on data; \
+                         use HnswIndex::with_capacity or build_parallel"
+                    .into(),
+            });
+        }
+        Self::with_capacity(config, INITIAL_CAPACITY, None)
+    }
+
+    /// An empty index with room for `capacity` points before it grows. The
+    /// quantiser is required for, and only used with, `Quantization::I8`.
+    pub fn with_capacity(
+        config: IndexConfig,
+        capacity: usize,
+        quantizer: Option<ScalarQuantizer>,
+    ) -> Result<Self, EngineError> {
+        config.validate()?;
+        let quantizer = match (config.quantization, quantizer) {
+            (Quantization::None, _) => None,
+            (Quantization::I8, Some(q)) if q.metric() == config.metric => Some(q),
+            (Quantization::I8, _) => {
+                return Err(EngineError::InvalidParameter {
+                    field: "quantization",
+                    reason: format!(
+                        "i8 traversal needs a quantizer calibrated for {}",
+                        config.metric
+                    ),
+                })
+            }
+        };
+        let m = config.hnsw.m;
+        let capacity = capacity.max(1);
+        Ok(Self {
+            storage: RwLock::new(Storage::new(
+                capacity,
+                config.dim,
+                quantizer.is_some(),
+                m,
+                2 * m,
+            )),
+            quantizer,
+            entry: RwLock::new(None),
+            labels: RwLock::new(HashMap::with_capacity(capacity)),
+            free_slots: Mutex::new(Vec::new()),
+            scratch_pool: Mutex::new(Vec::new()),
+            sequence: AtomicU64::new(0),
+            live: AtomicUsize::new(0),
+            tombstones: AtomicUsize::new(0),
+            level_multiplier: 1.0 / (m as f64).ln(),
+            config,
+        })
+    }
+
+    /// Builds an index over `vectors` (row-major, `dim` components per row)
+    /// with `threads` inserting concurrently (0 = all cores). Row `i` gets
+    /// external id `ids[i]`, or `i` when `ids` is `None`. `progress` is called
+    /// with the number of rows inserted so far every few hundred rows.
+    pub fn build_parallel(
+        config: IndexConfig,
+        vectors: &[f32],
+        ids: Option<&[u64]>,
+        threads: usize,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Self, EngineError> {
+        config.validate()?;
+        let dim = config.dim;
+        if vectors.len() % dim != 0 {
+            return Err(EngineError::InvalidBatch {
+                reason: format!("{} floats is not a whole number of {dim}-d rows", vectors.len()),
+            });
+        }
+        let rows = vectors.len() / dim;
+        if let Some(ids) = ids {
+            if ids.len() != rows {
+                return Err(EngineError::InvalidBatch {
+                    reason: format!("{rows} rows but {} ids", ids.len()),
+                });
+            }
+        }
+        let quantizer = match config.quantization {
+            Quantization::None => None,
+            Quantization::I8 => Some(calibrate_on_rows(&config, vectors)?),
+        };
+        let index = Self::with_capacity(config, rows, quantizer)?;
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+
+        let next_row = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let first_error: Mutex<Option<EngineError>> = Mutex::new(None);
+        let worker = || {
+            while !failed.load(Ordering::Relaxed) {
+                let row = next_row.fetch_add(1, Ordering::Relaxed);
+                if row >= rows {
+                    break;
+                }
+                let id = ids.map_or(row as u64, |ids| ids[row]);
+                if let Err(e) = index.insert(id, &vectors[row * dim..(row + 1) * dim]) {
+                    failed.store(true, Ordering::Relaxed);
+                    first_error.lock().get_or_insert(EngineError::InvalidBatch {
+                        reason: format!("row {row}: {e}"),
+                    });
+                    break;
+                }
+                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if finished % PROGRESS_EVERY == 0 {
+                    progress(finished);
+                }
+            }
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..threads {
+                scope.spawn(worker);
+            }
+            worker();
+        });
+        if let Some(e) = first_error.into_inner() {
+            return Err(e);
+        }
+        progress(rows);
+        Ok(index)
+    }
+
+    /// The quantiser used for `i8` traversal, if any.
+    pub fn quantizer(&self) -> Option<&ScalarQuantizer> {
+        self.quantizer.as_ref()
+    }
+
+    /// Fraction of graph nodes that are deleted but still linked; callers
+    /// decide when it is worth [`HnswIndex::consolidate_deletes`].
+    pub fn tombstone_fraction(&self) -> f64 {
+        let tombstones = self.tombstones.load(Ordering::Relaxed);
+        let total = tombstones + self.live.load(Ordering::Relaxed);
+        if total == 0 {
+            0.0
+        } else {
+            tombstones as f64 / total as f64
+        }
+    }
+
+    /// The level of a new node: ⌊−ln(u)·mL⌋ with `u` drawn from a stream
+    /// determined by the seed and the insert's sequence number.
+    fn draw_level(&self, sequence: u64) -> usize {
+        let bits = splitmix64(self.config.hnsw.seed ^ splitmix64(sequence));
+        // 53 random bits → u in (0, 1].
+        let u = ((bits >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        ((-u.ln() * self.level_multiplier) as usize).min(MAX_LEVEL)
+    }
+
+    fn take_scratch(&self) -> SearchScratch {
+        self.scratch_pool.lock().pop().unwrap_or_else(SearchScratch::new)
+    }
+
+    fn return_scratch(&self, scratch: SearchScratch) {
+        self.scratch_pool.lock().push(scratch);
+    }
+
+    /// A slot of level `level`, reused from deleted points when possible,
+    /// growing the arrays when full. Holds no lock on return.
+    fn allocate_slot(&self, level: usize) -> Result<u32, EngineError> {
+        loop {
+            {
+                let storage = self.storage.read();
+                let reused = self.free_slots.lock().pop();
+                match reused {
+                    Some(slot) => {
+                        if storage.links.reset_node(slot, level, true) {
+                            return Ok(slot);
+                        }
+                        self.free_slots.lock().push(slot);
+                    }
+                    None => match storage.reserve(level) {
+                        Ok(slot) => return Ok(slot),
+                        Err(NeedsGrowth) => {}
+                    },
+                }
+            }
+            self.grow(level)?;
+        }
+    }
+
+    /// Doubles the slot arrays if they are full and makes room for `level`
+    /// more upper records.
+    fn grow(&self, level: usize) -> Result<(), EngineError> {
+        let mut storage = self.storage.write();
+        let capacity = storage.capacity();
+        let new_capacity = if storage.slots_used() >= capacity {
+            capacity.saturating_mul(2).max(INITIAL_CAPACITY)
+        } else {
+            capacity
+        };
+        if new_capacity > u32::MAX as usize {
+            return Err(EngineError::CapacityExceeded { capacity });
+        }
+        let grown = storage.grown(new_capacity, level + MAX_LEVEL);
+        *storage = grown;
+        Ok(())
+    }
+
+    /// Links the freshly written node `slot` into every layer up to `level`.
+    fn link(&self, storage: &Storage, slot: u32, level: usize, vector: &[f32]) {
+        let entry = *self.entry.read();
+        let entry = match entry {
+            Some(entry) => entry,
+            None => {
+                let mut top = self.entry.write();
+                match *top {
+                    Some(entry) => entry,
+                    None => {
+                        *top = Some(EntryPoint { node: slot, level });
+                        return;
+                    }
+                }
+            }
+        };
+        let metric = self.config.metric;
+        let points = &storage.points;
+        let links = &storage.links;
+        let to_new = |node: u32| prepared_distance(metric, vector, points.vectors.row(node as usize));
+        let between =
+            |a: u32, b: u32| prepared_distance(metric, points.vectors.row(a as usize), points.vectors.row(b as usize));
+
+        let mut scratch = self.take_scratch();
+        let mut closest = Candidate {
+            distance: to_new(entry.node),
+            node: entry.node,
+        };
+        for layer in (level + 1..=entry.level).rev() {
+            closest = greedy_closest(links, closest, layer, &to_new, &mut scratch);
+        }
+        let mut entries = vec![closest];
+        for layer in (0..=level.min(entry.level)).rev() {
+            search_layer(
+                links,
+                &entries,
+                layer,
+                self.config.hnsw.ef_construction,
+                storage.capacity(),
+                &to_new,
+                &|_| {},
+                &|node| node != slot,
+                &mut scratch,
+            );
+            let mut pool = std::mem::take(&mut scratch.pool);
+            let mut selected = std::mem::take(&mut scratch.selected);
+            pool.clear();
+            pool.extend(scratch.results.drain());
+            pool.sort_unstable();
+            select_neighbors(&pool, self.config.hnsw.m, &between, &mut selected);
+            let ids: Vec<u32> = selected.iter().map(|c| c.node).collect();
+            {
+                let _guard = links.lock(slot);
+                links.set_neighbors(slot, layer, &ids);
+            }
+            for neighbor in &selected {
+                self.add_back_link(storage, neighbor.node, *neighbor, slot, layer, &between, &mut scratch);
+            }
+            entries.clone_from(&pool);
+            scratch.pool = pool;
+            scratch.selected = selected;
+        }
+        self.return_scratch(scratch);
+
+        if level > entry.level {
+            let mut top = self.entry.write();
+            if top.is_none_or(|t| t.level < level) {
+                *top = Some(EntryPoint { node: slot, level });
+            }
+        }
+    }
+
+    /// Adds `new` to `node`'s list on `layer`; when the list is full, keeps the
+    /// best diverse subset of old neighbours plus `new` (heuristic again, seen
+    /// from `node`).
+    #[allow(clippy::too_many_arguments)]
+    fn add_back_link(
+        &self,
+        storage: &Storage,
+        node: u32,
+        node_to_new: Candidate,
+        new: u32,
+        layer: usize,
+        between: &impl Fn(u32, u32) -> f32,
+        scratch: &mut SearchScratch,
+    ) {
+        let links = &storage.links;
+        let max_degree = links.max_degree(layer);
+        let _guard = links.lock(node);
+        let mut current = Vec::with_capacity(max_degree + 1);
+        links.neighbors_into(node, layer, &mut current);
+        if current.contains(&new) {
+            return;
+        }
+        if current.len() < max_degree {
+            current.push(new);
+            links.set_neighbors(node, layer, &current);
+            return;
+        }
+        let mut pool: Vec<Candidate> = current
+            .iter()
+            .map(|&other| Candidate {
+                distance: between(node, other),
+                node: other,
+            })
+            .collect();
+        pool.push(Candidate {
+            distance: node_to_new.distance,
+            node: new,
+        });
+        pool.sort_unstable();
+        let mut selected = std::mem::take(&mut scratch.selected);
+        select_neighbors(&pool, max_degree, between, &mut selected);
+        current.clear();
+        current.extend(selected.iter().map(|c| c.node));
+        links.set_neighbors(node, layer, &current);
+        scratch.selected = selected;
+    }
+
+    /// Greedy descent through the upper layers, then a layer-0 search of
+    /// width `ef`; leaves the accepted candidates in `scratch.results`.
+    #[allow(clippy::too_many_arguments)]
+    fn walk(
+        &self,
+        storage: &Storage,
+        entry: EntryPoint,
+        ef: usize,
+        distance: &impl Fn(u32) -> f32,
+        prefetch: &impl Fn(u32),
+        accept: &impl Fn(u32) -> bool,
+        scratch: &mut SearchScratch,
+    ) {
+        let links = &storage.links;
+        let mut closest = Candidate {
+            distance: distance(entry.node),
+            node: entry.node,
+        };
+        for layer in (1..=entry.level).rev() {
+            closest = greedy_closest(links, closest, layer, distance, scratch);
+        }
+        search_layer(
+            links,
+            &[closest],
+            0,
+            ef,
+            storage.capacity(),
+            distance,
+            prefetch,
+            accept,
+            scratch,
+        );
+    }
+
+    /// Sorts `candidates`, drops any whose slot no longer holds its label's
+    /// current point (an upsert or delete raced with this search), and keeps
+    /// the first `k`.
+    fn finish(&self, storage: &Storage, candidates: &mut [Candidate], k: usize) -> Vec<Neighbor> {
+        candidates.sort_unstable();
+        let labels = self.labels.read();
+        candidates
+            .iter()
+            .filter_map(|c| {
+                let id = storage.points.label(c.node);
+                (labels.get(&id) == Some(&c.node)).then_some(Neighbor {
+                    id,
+                    distance: c.distance,
+                })
+            })
+            .take(k)
+            .collect()
+    }
+
+    /// Repairs the graph around deleted points and frees their slots.
+    ///
+    /// Every live node that links to a deleted one gets a new neighbour list,
+    /// chosen by the selection heuristic from its live neighbours and the live
+    /// neighbours of its deleted ones (their "two-hop" replacements). Deleted
+    /// nodes are then unlinked, so the graph stays navigable without them and
+    /// their slots are reused by later inserts.
+    pub fn consolidate_deletes(&mut self) -> Consolidation {
+        let metric = self.config.metric;
+        let storage = self.storage.get_mut();
+        let points = &storage.points;
+        let links = &storage.links;
+        let slots = storage.slots_used();
+        let between =
+            |a: u32, b: u32| prepared_distance(metric, points.vectors.row(a as usize), points.vectors.row(b as usize));
+
+        // Phase 1 (parallel): only live nodes' lists are written, and each
+        // task writes only its own node's; the lists it reads belong to
+        // deleted nodes, which no task writes.
+        let repaired_nodes: usize = (0..slots as u32)
+            .into_par_iter()
+            .filter(|&node| !points.is_deleted(node))
+            .map_init(
+                || (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+                |(ids, hop, pool, selected), node| {
+                    let mut repaired = false;
+                    for layer in 0..=links.level(node) {
+                        links.neighbors_into(node, layer, ids);
+                        if !ids.iter().any(|&n| points.is_deleted(n)) {
+                            continue;
+                        }
+                        pool.clear();
+                        for &neighbor in ids.iter() {
+                            if !points.is_deleted(neighbor) {
+                                pool.push(neighbor);
+                                continue;
+                            }
+                            if links.level(neighbor) < layer {
+                                continue;
+                            }
+                            links.neighbors_into(neighbor, layer, hop);
+                            pool.extend(hop.iter().filter(|&&n| n != node && !points.is_deleted(n)));
+                        }
+                        pool.sort_unstable();
+                        pool.dedup();
+                        let mut scored: Vec<Candidate> = pool
+                            .iter()
+                            .map(|&n| Candidate {
+                                distance: between(node, n),
+                                node: n,
+                            })
+                            .collect();
+                        scored.sort_unstable();
+                        select_neighbors(&scored, links.max_degree(layer), &between, selected);
+                        ids.clear();
+                        ids.extend(selected.iter().map(|c: &Candidate| c.node));
+                        links.set_neighbors(node, layer, ids);
+                        repaired = true;
+                    }
+                    usize::from(repaired)
+                },
+            )
+            .sum();
+
+        // Phase 2: unlink deleted nodes and hand their slots out again.
+        let mut free = Vec::new();
+        for node in 0..slots as u32 {
+            if points.is_deleted(node) {
+                for layer in 0..=links.level(node) {
+                    links.set_neighbors(node, layer, &[]);
+                }
+                free.push(node);
+            }
+        }
+        let freed_slots = free.len() - self.free_slots.get_mut().len();
+        *self.free_slots.get_mut() = free;
+        self.tombstones.store(0, Ordering::Relaxed);
+
+        let entry = self.entry.get_mut();
+        if entry.is_some_and(|e| points.is_deleted(e.node)) || entry.is_none() {
+            *entry = (0..slots as u32)
+                .filter(|&n| !points.is_deleted(n))
+                .map(|n| EntryPoint {
+                    node: n,
+                    level: links.level(n),
+                })
+                .max_by_key(|e| (e.level, std::cmp::Reverse(e.node)));
+        }
+        Consolidation {
+            repaired_nodes,
+            freed_slots,
+        }
+    }
+}
+
+impl VectorIndex for HnswIndex {
+    fn config(&self) -> &IndexConfig {
+        &self.config
+    }
+
+    fn insert(&self, id: u64, vector: &[f32]) -> Result<u32, EngineError> {
+        let mut prepared = Vec::with_capacity(self.config.dim);
+        prepare_vector(self.config.metric, self.config.dim, vector, &mut prepared)?;
+        let quantized = self
+            .quantizer
+            .map(|q| q.quantize(&prepared))
+            .unwrap_or_default();
+        let level = self.draw_level(self.sequence.fetch_add(1, Ordering::Relaxed));
+        let slot = self.allocate_slot(level)?;
+        {
+            let storage = self.storage.read();
+            // SAFETY: `slot` was just handed to this call by `allocate_slot`
+            // (fresh, or freed by a consolidation that unlinked it), and its id
+            // is published only by `link` and the label map below.
+            unsafe { storage.points.write(slot, id, &prepared, &quantized) };
+            self.link(&storage, slot, level, &prepared);
+        }
+        let replaced = self.labels.write().insert(id, slot);
+        match replaced {
+            Some(old) => {
+                self.storage.read().points.set_deleted(old, true);
+                self.tombstones.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                self.live.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(slot)
+    }
+
+    fn delete(&self, id: u64) -> bool {
+        let removed = self.labels.write().remove(&id);
+        match removed {
+            Some(slot) => {
+                self.storage.read().points.set_deleted(slot, true);
+                self.live.fetch_sub(1, Ordering::Relaxed);
+                self.tombstones.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn search_with(
+        &self,
+        query: &[f32],
+        params: &SearchParams<'_>,
+    ) -> Result<Vec<Neighbor>, EngineError> {
+        params.validate()?;
+        let mut prepared = Vec::with_capacity(self.config.dim);
+        prepare_vector(self.config.metric, self.config.dim, query, &mut prepared)?;
+        let ef = params.ef.max(params.k);
+        let storage = self.storage.read();
+        let Some(entry) = *self.entry.read() else {
+            return Ok(Vec::new());
+        };
+        let metric = self.config.metric;
+        let points = &storage.points;
+        let accept = |node: u32| !points.is_deleted(node) && params.filter.is_none_or(|f| f(node));
+        let exact = |node: u32| prepared_distance(metric, &prepared, points.vectors.row(node as usize));
+        let mut scratch = self.take_scratch();
+        let mut found: Vec<Candidate> = match (&self.quantizer, &points.quantized) {
+            (Some(quantizer), Some(quantized)) => {
+                let query_i8 = quantizer.quantize(&prepared);
+                let approx = |node: u32| quantizer.distance(&query_i8, quantized.row(node as usize));
+                let prefetch = |node: u32| prefetch_row(quantized.row_ptr(node as usize));
+                self.walk(&storage, entry, ef, &approx, &prefetch, &accept, &mut scratch);
+                // Rescore every traversal candidate exactly: i8 only ranks.
+                scratch
+                    .results
+                    .drain()
+                    .map(|c| Candidate {
+                        distance: exact(c.node),
+                        node: c.node,
+                    })
+                    .collect()
+            }
+            _ => {
+                let prefetch = |node: u32| prefetch_row(points.vectors.row_ptr(node as usize));
+                self.walk(&storage, entry, ef, &exact, &prefetch, &accept, &mut scratch);
+                scratch.results.drain().collect()
+            }
+        };
+        self.return_scratch(scratch);
+        Ok(self.finish(&storage, &mut found, params.k))
+    }
+
+    fn search_candidates(
+        &self,
+        query: &[f32],
+        k: usize,
+        candidates: &[u32],
+    ) -> Result<Vec<Neighbor>, EngineError> {
+        SearchParams::new(k, k).validate()?;
+        let mut prepared = Vec::with_capacity(self.config.dim);
+        prepare_vector(self.config.metric, self.config.dim, query, &mut prepared)?;
+        let storage = self.storage.read();
+        let points = &storage.points;
+        let slots = storage.slots_used();
+        let mut nodes: Vec<u32> = candidates
+            .iter()
+            .copied()
+            .filter(|&node| (node as usize) < slots && !points.is_deleted(node))
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let mut scored: Vec<Candidate> = nodes
+            .into_iter()
+            .map(|node| Candidate {
+                distance: prepared_distance(self.config.metric, &prepared, points.vectors.row(node as usize)),
+                node,
+            })
+            .collect();
+        Ok(self.finish(&storage, &mut scored, k))
+    }
+
+    fn internal_id(&self, id: u64) -> Option<u32> {
+        self.labels.read().get(&id).copied()
+    }
+
+    fn len(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    fn memory_usage(&self) -> MemoryUsage {
+        let storage = self.storage.read();
+        let labels = self.labels.read().capacity();
+        // hashbrown: one (u64, u32) bucket, padded to 16 bytes, plus one
+        // control byte per bucket.
+        let label_bytes = labels * (16 + 1);
+        MemoryUsage {
+            vector_bytes: storage.vector_bytes(),
+            graph_bytes: storage.graph_bytes()
+                + label_bytes
+                + self.free_slots.lock().capacity() * 4,
+        }
+    }
+}
+
+/// Calibrates the `i8` quantiser on a strided sample of prepared rows.
+fn calibrate_on_rows(config: &IndexConfig, vectors: &[f32]) -> Result<ScalarQuantizer, EngineError> {
+    let dim = config.dim;
+    let rows = vectors.len() / dim;
+    let stride = rows.div_ceil(CALIBRATION_ROWS).max(1);
+    let mut sample = Vec::with_capacity(rows.min(CALIBRATION_ROWS) * dim);
+    let mut prepared = Vec::with_capacity(dim);
+    for row in (0..rows).step_by(stride) {
+        prepare_vector(config.metric, dim, &vectors[row * dim..(row + 1) * dim], &mut prepared)
+            .map_err(|e| EngineError::InvalidBatch {
+                reason: format!("row {row}: {e}"),
+            })?;
+        sample.extend_from_slice(&prepared);
+    }
+    Ok(ScalarQuantizer::calibrate(config.metric, dim, &sample))
+}
+
+/// Asks the CPU to start loading the cache line at `ptr`; a hint only.
+#[inline]
+fn prefetch_row<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch never faults, whatever the address; SSE is part of the
+    // x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(ptr as *const i8, std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
+/// SplitMix64: a tiny, well-mixed hash used to derive independent random
+/// streams from (seed, sequence).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,26 @@
+//! `kyro-engine`: KyroDB's vector-search and storage library.
+//!
+//! It computes distances ([`distance`]), indexes vectors in an HNSW graph
+//! ([`HnswIndex`]) or exactly ([`FlatIndex`]), and answers nearest-neighbour
+//! queries, optionally filtered. It does no networking and starts no async
+//! runtime: the server crate puts it behind gRPC.
+//!
+//! - [`distance`]: metrics, SIMD kernels (numkong), `i8` quantisation.
+//! - [`index`]: the configuration and search types every index shares.
+//! - [`hnsw`]: the graph index.
+//! - [`flat`]: the exact index.
+//! - [`error`]: [`EngineError`].
+
+pub mod distance;
+pub mod error;
+pub mod flat;
+pub mod hnsw;
+pub mod index;
+
+pub use distance::{Metric, ScalarQuantizer};
+pub use error::EngineError;
+pub use flat::FlatIndex;
+pub use hnsw::{Consolidation, HnswIndex, HnswParams};
+pub use index::{
+    IndexConfig, InternalFilter, MemoryUsage, Neighbor, Quantization, SearchParams, VectorIndex,
+};

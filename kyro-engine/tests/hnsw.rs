@@ -1,0 +1,283 @@
+//! HNSW behaviour: recall, parallel build, determinism, filters, deletes,
+//! upserts, and agreement with the exact index.
+
+mod common;
+
+use common::{clustered, clustered_set, ground_truth, recall};
+use kyro_engine::{
+    FlatIndex, HnswIndex, HnswParams, IndexConfig, Metric, Quantization, SearchParams, VectorIndex,
+};
+
+const DIM: usize = 64;
+
+fn config(metric: Metric) -> IndexConfig {
+    IndexConfig::new(DIM, metric)
+}
+
+fn search_all(index: &dyn VectorIndex, queries: &[f32], dim: usize, k: usize, ef: usize) -> Vec<Vec<u64>> {
+    queries
+        .chunks(dim)
+        .map(|q| {
+            index
+                .search(q, k, ef)
+                .expect("search")
+                .into_iter()
+                .map(|n| n.id)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn recall_at_10_is_at_least_095_on_clustered_10k_by_64_for_every_metric() {
+    let (base, queries) = clustered_set(10_000, 200, DIM, 20, 1);
+    for metric in Metric::ALL {
+        let index = HnswIndex::build_parallel(config(metric), &base, None, 2, &|_| {}).expect("build");
+        assert_eq!(index.len(), 10_000);
+        let truth = ground_truth(metric, DIM, &base, &queries, 10, |_| true);
+        let found = search_all(&index, &queries, DIM, 10, 64);
+        let r = recall(&found, &truth);
+        assert!(r >= 0.95, "{metric}: recall@10 {r:.4} at ef=64");
+    }
+}
+
+#[test]
+fn i8_traversal_with_f32_rescoring_keeps_recall_and_exact_distances() {
+    let (base, queries) = clustered_set(10_000, 200, DIM, 20, 1);
+    let metric = Metric::L2;
+    let mut cfg = config(metric);
+    cfg.quantization = Quantization::I8;
+    let index = HnswIndex::build_parallel(cfg, &base, None, 2, &|_| {}).expect("build");
+    let truth = ground_truth(metric, DIM, &base, &queries, 10, |_| true);
+    let found = search_all(&index, &queries, DIM, 10, 64);
+    let r = recall(&found, &truth);
+    assert!(r >= 0.95, "i8 recall@10 {r:.4} at ef=64");
+    // Returned distances are the exact f32 ones, not the quantised estimates.
+    let q = &queries[..DIM];
+    for n in index.search(q, 10, 64).expect("search") {
+        let row = &base[n.id as usize * DIM..(n.id as usize + 1) * DIM];
+        let exact = kyro_engine::distance::distance(metric, q, row);
+        assert!((n.distance - exact).abs() <= 1e-4 * exact.max(1.0), "{} vs {exact}", n.distance);
+    }
+}
+
+#[test]
+fn results_are_sorted_nearest_first_and_hold_k_distinct_ids() {
+    let base = clustered(2_000, DIM, 10, 5);
+    let index = HnswIndex::build_parallel(config(Metric::Cosine), &base, None, 2, &|_| {}).expect("build");
+    let results = index.search(&base[..DIM], 25, 50).expect("search");
+    assert_eq!(results.len(), 25);
+    assert!(results.windows(2).all(|w| w[0].distance <= w[1].distance));
+    let mut ids: Vec<u64> = results.iter().map(|n| n.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 25);
+    // A point is its own nearest neighbour.
+    assert_eq!(results[0].id, 0);
+    assert!(results[0].distance.abs() < 1e-5);
+}
+
+#[test]
+fn single_threaded_builds_with_the_same_seed_give_the_same_graph() {
+    let (base, queries) = clustered_set(3_000, 50, DIM, 10, 9);
+    let build = |seed| {
+        let mut cfg = config(Metric::L2);
+        cfg.hnsw = HnswParams {
+            seed,
+            ..HnswParams::default()
+        };
+        HnswIndex::build_parallel(cfg, &base, None, 1, &|_| {}).expect("build")
+    };
+    let (a, b, c) = (build(7), build(7), build(8));
+    let answers = |index: &HnswIndex| {
+        queries
+            .chunks(DIM)
+            .map(|q| index.search(q, 10, 16).expect("search"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(answers(&a), answers(&b));
+    assert_eq!(a.memory_usage(), b.memory_usage());
+    // A different seed draws other levels: the upper layers differ in size.
+    let _ = answers(&c);
+}
+
+#[test]
+fn concurrent_inserts_and_searches_from_several_threads_lose_nothing() {
+    let (base, queries) = clustered_set(8_000, 100, DIM, 16, 11);
+    let index = HnswIndex::new(config(Metric::L2)).expect("index");
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let index = &index;
+            let base = &base;
+            s.spawn(move || {
+                for row in (t..8_000).step_by(4) {
+                    index
+                        .insert(row as u64, &base[row * DIM..(row + 1) * DIM])
+                        .expect("insert");
+                    if row % 97 == 0 {
+                        index.search(&base[..DIM], 5, 20).expect("search");
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(index.len(), 8_000);
+    let truth = ground_truth(Metric::L2, DIM, &base, &queries, 10, |_| true);
+    let r = recall(&search_all(&index, &queries, DIM, 10, 64), &truth);
+    assert!(r >= 0.95, "recall after concurrent inserts {r:.4}");
+}
+
+#[test]
+fn filtered_search_keeps_recall_at_50_10_and_1_percent_selectivity_on_20k() {
+    let n = 20_000;
+    let (base, queries) = clustered_set(n, 100, DIM, 20, 21);
+    let index = HnswIndex::build_parallel(config(Metric::L2), &base, None, 2, &|_| {}).expect("build");
+    for (selectivity, modulus) in [(0.5, 2u64), (0.1, 10), (0.01, 100)] {
+        // Labels spread pseudo-randomly over the set, unrelated to geometry.
+        let matches = |row: u64| (row.wrapping_mul(2_654_435_761) >> 7) % modulus == 0;
+        // The filter sees internal ids: translate the matching rows to them.
+        let mut slot_bitmap = vec![false; n];
+        for row in (0..n as u64).filter(|&r| matches(r)) {
+            let slot = index.internal_id(row).expect("every row is indexed");
+            slot_bitmap[slot as usize] = true;
+        }
+        let slot_matches = |slot: u32| slot_bitmap[slot as usize];
+        let truth = ground_truth(Metric::L2, DIM, &base, &queries, 10, |row| matches(row as u64));
+        let found: Vec<Vec<u64>> = queries
+            .chunks(DIM)
+            .map(|q| {
+                let params = SearchParams::new(10, 64).with_filter(&slot_matches);
+                let hits = index.search_with(q, &params).expect("search");
+                assert!(hits.iter().all(|h| matches(h.id)), "a filtered-out point was returned");
+                hits.into_iter().map(|h| h.id).collect()
+            })
+            .collect();
+        let r = recall(&found, &truth);
+        assert!(r >= 0.95, "selectivity {selectivity}: recall@10 {r:.4}");
+
+        // The exact path over a candidate list is exact.
+        let candidates: Vec<u32> = (0..n as u32).filter(|&s| slot_matches(s)).collect();
+        let exact: Vec<Vec<u64>> = queries
+            .chunks(DIM)
+            .map(|q| {
+                index
+                    .search_candidates(q, 10, &candidates)
+                    .expect("exact")
+                    .into_iter()
+                    .map(|h| h.id)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(recall(&exact, &truth), 1.0, "selectivity {selectivity}: exact scan");
+    }
+}
+
+#[test]
+fn deleted_points_are_never_returned_and_recall_holds_after_deleting_30_percent() {
+    let n = 10_000;
+    let (base, queries) = clustered_set(n, 200, DIM, 20, 31);
+    let mut index = HnswIndex::build_parallel(config(Metric::L2), &base, None, 2, &|_| {}).expect("build");
+    let deleted = |row: u64| (row.wrapping_mul(0x9E37_79B9) >> 5) % 10 < 3;
+    for row in 0..n as u64 {
+        if deleted(row) {
+            assert!(index.delete(row));
+        }
+    }
+    assert!(!index.delete(deleted_row(&deleted)), "second delete finds nothing");
+    let live = (0..n as u64).filter(|&r| !deleted(r)).count();
+    assert_eq!(index.len(), live);
+    let truth = ground_truth(Metric::L2, DIM, &base, &queries, 10, |row| !deleted(row as u64));
+
+    // Before repair: tombstones route but are never returned.
+    let before = search_all(&index, &queries, DIM, 10, 64);
+    assert!(before.iter().flatten().all(|&id| !deleted(id)));
+
+    // After repair: the graph no longer needs them and stays navigable.
+    let report = index.consolidate_deletes();
+    assert_eq!(report.freed_slots, n - live);
+    assert!(report.repaired_nodes > 0);
+    let after = search_all(&index, &queries, DIM, 10, 64);
+    assert!(after.iter().flatten().all(|&id| !deleted(id)));
+    let r = recall(&after, &truth);
+    assert!(r >= 0.95, "recall after deleting 30% and repairing: {r:.4}");
+
+    // Freed slots are reused: re-inserting the deleted points does not grow
+    // the index, and they are found again.
+    let bytes_before = index.memory_usage().vector_bytes;
+    for row in (0..n as u64).filter(|&r| deleted(r)) {
+        let r = row as usize;
+        index.insert(row, &base[r * DIM..(r + 1) * DIM]).expect("reinsert");
+    }
+    assert_eq!(index.len(), n);
+    assert_eq!(index.memory_usage().vector_bytes, bytes_before);
+    let truth_all = ground_truth(Metric::L2, DIM, &base, &queries, 10, |_| true);
+    let r = recall(&search_all(&index, &queries, DIM, 10, 64), &truth_all);
+    assert!(r >= 0.95, "recall after re-inserting into freed slots: {r:.4}");
+}
+
+fn deleted_row(deleted: &impl Fn(u64) -> bool) -> u64 {
+    (0..).find(|&r| deleted(r)).expect("some row is deleted")
+}
+
+#[test]
+fn upsert_replaces_the_vector_under_the_same_id() {
+    let base = clustered(2_000, DIM, 10, 41);
+    let index = HnswIndex::build_parallel(config(Metric::L2), &base, None, 2, &|_| {}).expect("build");
+    // Move point 5 onto point 1000's position.
+    let target = &base[1000 * DIM..1001 * DIM];
+    let mut moved = target.to_vec();
+    moved[0] += 1e-3;
+    index.insert(5, &moved).expect("upsert");
+    assert_eq!(index.len(), 2_000, "upsert does not add a point");
+    let hits = index.search(target, 2, 64).expect("search");
+    let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+    assert!(ids.contains(&5) && ids.contains(&1000), "{ids:?}");
+    // The old position no longer answers with id 5.
+    let old = &base[5 * DIM..6 * DIM];
+    let hits = index.search(old, 1, 64).expect("search");
+    assert_ne!(hits[0].id, 5);
+}
+
+#[test]
+fn flat_index_is_exact_and_agrees_with_ground_truth() {
+    let (base, queries) = clustered_set(3_000, 50, DIM, 10, 51);
+    for metric in Metric::ALL {
+        let flat = FlatIndex::new(config(metric)).expect("flat");
+        for (row, v) in base.chunks(DIM).enumerate() {
+            flat.insert(row as u64, v).expect("insert");
+        }
+        let truth = ground_truth(metric, DIM, &base, &queries, 10, |_| true);
+        let r = recall(&search_all(&flat, &queries, DIM, 10, 0), &truth);
+        assert_eq!(r, 1.0, "{metric}");
+        assert!(flat.delete(truth[0][0]));
+        let again = flat.search(&queries[..DIM], 10, 0).expect("search");
+        assert!(again.iter().all(|n| n.id != truth[0][0]));
+    }
+}
+
+#[test]
+fn empty_index_answers_with_no_results() {
+    let index = HnswIndex::new(config(Metric::Dot)).expect("index");
+    assert!(index.search(&[0.1; DIM], 10, 10).expect("search").is_empty());
+    assert!(index.is_empty());
+}
+
+#[test]
+fn recall_on_the_shared_minilm_set_at_ef_64_is_at_least_095() {
+    let Some(dir) = common::minilm_dir() else {
+        eprintln!("shared MiniLM set not found; skipping");
+        return;
+    };
+    let (dim, base) = common::read_fvecs(&dir.join("base.fvecs"));
+    let (_, queries) = common::read_fvecs(&dir.join("query.fvecs"));
+    let (gt_width, gt) = common::read_ivecs(&dir.join("groundtruth.ivecs"));
+    let config = IndexConfig::new(dim, Metric::Cosine);
+    let index = HnswIndex::build_parallel(config, &base, None, 2, &|_| {}).expect("build");
+    let truth: Vec<Vec<u64>> = gt
+        .chunks(gt_width)
+        .map(|row| row[..10].iter().map(|&i| i as u64).collect())
+        .collect();
+    let found = search_all(&index, &queries, dim, 10, 64);
+    let r = recall(&found, &truth);
+    assert!(r >= 0.95, "MiniLM recall@10 at ef=64: {r:.4}");
+}
