@@ -65,6 +65,13 @@ def read_vecs(path, limit=None):
     return values.astype(np.int32 if ext == ".ivecs" else np.float32)
 
 
+def dataset_name(base):
+    """Same rule as kyro-bench: the file stem, or the directory for NAME/base.fvecs."""
+    if base.stem.lower() == "base" and base.parent.name:
+        return base.parent.name
+    return base.stem
+
+
 def normalise(x):
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return np.ascontiguousarray(x / np.where(norms == 0, 1, norms), dtype=np.float32)
@@ -192,7 +199,7 @@ def run_engine(engine, args):
     return {
         "engine": engine,
         "engine_version": version,
-        "dataset": Path(args.base).stem,
+        "dataset": dataset_name(Path(args.base)),
         "n": n,
         "dim": dim,
         "metric": args.metric,

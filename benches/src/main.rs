@@ -10,6 +10,7 @@
 //! Progress bars go to stderr (and hide themselves when it is not a
 //! terminal); results go to stdout.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -88,6 +89,8 @@ impl From<QuantizationArg> for Quantization {
 #[command(group(ArgGroup::new("source").required(true).args(["base", "synthetic"])))]
 struct SourceArgs {
     /// Base vectors (.fvecs or .bvecs); each vector's id is its row number.
+    /// The report names the dataset after the file stem, or after the
+    /// directory when the file is called base.*.
     #[arg(long, requires = "query", value_name = "FILE")]
     base: Option<PathBuf>,
     /// Query vectors (.fvecs or .bvecs).
@@ -252,8 +255,21 @@ fn setup_threads(threads: Option<usize>) -> Result<usize> {
     Ok(threads)
 }
 
+/// Creates the parent directories of every output path. Done before any
+/// work starts, so a typo in an output path fails in a second instead of
+/// after an hour-long build.
+fn create_output_dirs<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Result<()> {
+    for path in paths {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating output directory {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// A progress bar with a consistent look; `len` may be fixed later.
-fn progress_bar(len: u64, prefix: &'static str) -> ProgressBar {
+fn progress_bar(len: u64, prefix: impl Into<Cow<'static, str>>) -> ProgressBar {
     let style = ProgressStyle::with_template(
         "{prefix:>9} [{elapsed_precise}] [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})",
     )
@@ -368,6 +384,23 @@ fn check_ground_truth(
     Ok(())
 }
 
+/// The report name of a file-based dataset: the base file's stem, except
+/// that the common layout `NAME/base.fvecs` is named after its directory
+/// (every such dataset would otherwise be called "base").
+/// `benches/anchors/run_anchors.py` applies the same rule.
+fn dataset_name(base: &Path) -> String {
+    let stem = base.file_stem().map_or_else(
+        || "dataset".to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    if stem.eq_ignore_ascii_case("base") {
+        if let Some(dir) = base.parent().and_then(Path::file_name) {
+            return dir.to_string_lossy().into_owned();
+        }
+    }
+    stem
+}
+
 /// The vectors and ground truth one `ann` run works on.
 struct Workload {
     name: String,
@@ -384,10 +417,7 @@ fn load_workload(source: &SourceArgs, metric: Metric, k: usize) -> Result<Worklo
                 (spec.name(), set.base, set.queries, None)
             }
             (None, Some(base_path), Some(query_path)) => {
-                let name = base_path.file_stem().map_or_else(
-                    || "dataset".to_string(),
-                    |s| s.to_string_lossy().into_owned(),
-                );
+                let name = dataset_name(base_path);
                 let base = load_vectors(base_path, source.limit, "base")?;
                 let queries = load_vectors(query_path, source.query_limit, "query")?;
                 (name, base, queries, source.gt.as_deref())
@@ -476,6 +506,7 @@ fn search_all(
 fn run_ann(args: AnnArgs) -> Result<()> {
     ensure!(args.k > 0, "--k must be at least 1");
     ensure!(!args.ef.is_empty(), "--ef needs at least one value");
+    create_output_dirs(args.json.iter().chain(&args.plot))?;
     let threads = setup_threads(args.threads)?;
     let metric = Metric::from(args.metric);
     let quantization = Quantization::from(args.quantization);
@@ -531,8 +562,7 @@ fn run_ann(args: AnnArgs) -> Result<()> {
 
     let mut runs = Vec::with_capacity(args.ef.len());
     for &ef in &args.ef {
-        let bar = progress_bar(queries.rows() as u64, "search");
-        bar.set_message(format!("ef={ef}"));
+        let bar = progress_bar(queries.rows() as u64, format!("ef={ef}"));
         let (ids, mut latencies, wall) = search_all(&index, &queries, k, ef, &bar)?;
         bar.finish_and_clear();
         latencies.sort_by(f64::total_cmp);
@@ -642,6 +672,7 @@ fn print_report(r: &AnnReport, vector_bytes: u64, graph_bytes: u64) {
 }
 
 fn run_gt(args: GtArgs) -> Result<()> {
+    create_output_dirs([&args.out])?;
     let threads = setup_threads(args.threads)?;
     let metric = Metric::from(args.metric);
     let base = load_vectors(&args.base, args.limit, "base")?;
@@ -668,6 +699,11 @@ fn run_gt(args: GtArgs) -> Result<()> {
 fn run_synth(args: SynthArgs) -> Result<()> {
     setup_threads(args.threads)?;
     ensure!(args.queries > 0, "--queries must be at least 1");
+    create_output_dirs(
+        [&args.out_base, &args.out_query]
+            .into_iter()
+            .chain(&args.out_gt),
+    )?;
     let set = generate_synthetic(&args.synthetic, args.queries, args.seed);
     dataset::write_fvecs(&args.out_base, &set.base).context("writing base vectors")?;
     dataset::write_fvecs(&args.out_query, &set.queries).context("writing queries")?;
@@ -696,6 +732,7 @@ fn run_synth(args: SynthArgs) -> Result<()> {
 }
 
 fn run_plot(args: PlotArgs) -> Result<()> {
+    create_output_dirs([&args.out])?;
     let files = args
         .json
         .iter()
@@ -783,6 +820,19 @@ mod tests {
         };
         assert_eq!(args.ef, vec![10, 40]);
         assert!(matches!(args.metric, MetricArg::L2));
+    }
+
+    #[test]
+    fn dataset_names() {
+        assert_eq!(
+            dataset_name(Path::new("/d/sift/sift_base.fvecs")),
+            "sift_base"
+        );
+        assert_eq!(
+            dataset_name(Path::new("/d/minilm-50k/base.fvecs")),
+            "minilm-50k"
+        );
+        assert_eq!(dataset_name(Path::new("base.fvecs")), "base");
     }
 
     #[test]

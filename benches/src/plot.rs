@@ -205,7 +205,10 @@ mod tests {
         assert_eq!(minor.len(), 9);
         // A narrow range falls back to every multiple.
         let (major, _) = log_ticks(25_000.0, 70_000.0);
-        assert_eq!(major, vec![30_000.0, 40_000.0, 50_000.0, 60_000.0, 70_000.0]);
+        assert_eq!(
+            major,
+            vec![30_000.0, 40_000.0, 50_000.0, 60_000.0, 70_000.0]
+        );
     }
 
     #[test]

@@ -64,7 +64,8 @@ impl FlatIndex {
                 })
             })
             .collect();
-        let by_distance = |a: &Neighbor, b: &Neighbor| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id));
+        let by_distance =
+            |a: &Neighbor, b: &Neighbor| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id));
         if scored.len() > k {
             scored.select_nth_unstable_by(k, by_distance);
             scored.truncate(k);
@@ -84,7 +85,12 @@ impl VectorIndex for FlatIndex {
         prepare_vector(self.config.metric, self.config.dim, vector, &mut prepared)?;
         let dim = self.config.dim;
         let mut points = self.points.write();
-        let slot = match points.slot_of.get(&id).copied().or_else(|| points.free.pop()) {
+        let slot = match points
+            .slot_of
+            .get(&id)
+            .copied()
+            .or_else(|| points.free.pop())
+        {
             Some(slot) => slot,
             None => {
                 let slot = u32::try_from(points.labels.len()).map_err(|_| {

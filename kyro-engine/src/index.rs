@@ -117,7 +117,11 @@ pub struct SearchParams<'a> {
 impl<'a> SearchParams<'a> {
     /// `k` neighbours with candidate list size `ef` and no filter.
     pub fn new(k: usize, ef: usize) -> Self {
-        Self { k, ef, filter: None }
+        Self {
+            k,
+            ef,
+            filter: None,
+        }
     }
 
     /// The same request, keeping only points the filter accepts.

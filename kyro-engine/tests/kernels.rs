@@ -28,12 +28,24 @@ fn f32_kernels_match_scalar_reference_for_every_dimension_up_to_1100() {
         let (d, r) = (kernels::l2sq_f32(&a, &b), scalar::l2sq_f32(&a, &b));
         assert!(close(d, r, r), "l2sq dim {dim}: {d} vs {r}");
 
+        let d = kernels::numkong_f32::dot_f32(&a, &b);
+        let r = scalar::dot_f32(&a, &b);
+        assert!(close(d, r, magnitude), "numkong dot dim {dim}: {d} vs {r}");
+        let (d, r) = (
+            kernels::numkong_f32::l2sq_f32(&a, &b),
+            scalar::l2sq_f32(&a, &b),
+        );
+        assert!(close(d, r, r), "numkong l2sq dim {dim}: {d} vs {r}");
+
         let (d, r) = (
             kernels::cosine_distance_f32(&a, &b),
             scalar::cosine_distance_f32(&a, &b),
         );
         assert!((d - r).abs() <= 1e-4, "cosine dim {dim}: {d} vs {r}");
-        assert!((0.0..=2.0).contains(&d), "cosine dim {dim} out of range: {d}");
+        assert!(
+            (0.0..=2.0).contains(&d),
+            "cosine dim {dim} out of range: {d}"
+        );
     }
 }
 
@@ -123,7 +135,9 @@ fn indexes_refuse_bad_vectors_on_insert_and_search() {
             index.insert(1, &[0.0; 4]),
             Err(EngineError::ZeroVectorForCosine)
         ));
-        index.insert(1, &[1.0, 0.0, 0.0, 0.0]).expect("valid insert");
+        index
+            .insert(1, &[1.0, 0.0, 0.0, 0.0])
+            .expect("valid insert");
         assert!(matches!(
             index.search(&[f32::INFINITY, 0.0, 0.0, 0.0], 1, 10),
             Err(EngineError::NonFiniteComponent { index: 0, .. })
@@ -154,6 +168,9 @@ fn quantizer_round_trips_within_half_a_step() {
             }
         }
         // Only the calibrated tails (0.05 % of components) may be clamped.
-        assert!(clipped <= data.len() / 1000 + 1, "{metric}: {clipped} clamped");
+        assert!(
+            clipped <= data.len() / 1000 + 1,
+            "{metric}: {clipped} clamped"
+        );
     }
 }

@@ -1,10 +1,17 @@
-//! SIMD kernels, served by `numkong`.
+//! The kernels the engine calls: SIMD, chosen for the running CPU at first use.
 //!
-//! numkong compiles every backend its build probe accepts (AVX2, AVX-512,
-//! AVX-512 VNNI, NEON, SVE, …) into one binary and picks the best one for the
-//! running CPU at first use: that is the runtime dispatch. `numkong` accumulates
-//! `f32` products in `f64`, so its results agree with [`super::scalar`] to within
-//! rounding of the final cast; the tests in this module hold it to that.
+//! - `i8` kernels and cosine come from `numkong`, which compiles every backend
+//!   its build probe accepts (AVX2, AVX-512, AVX-512 VNNI, NEON, SVE, …) into
+//!   one binary and picks the best one for the running CPU: that is the
+//!   runtime dispatch.
+//! - `f32` dot and squared L2 — the calls graph traversal spends its time in —
+//!   use the hand-written AVX-512 / AVX2 kernels of `x86.rs` on x86-64, and
+//!   numkong elsewhere ([`numkong_f32`]). numkong accumulates `f32` in `f64`:
+//!   exact, but 3–5× slower per call; `x86.rs` says why and
+//!   `docs/benchmarks.md` has the measurement.
+//!
+//! All of them are tested against [`super::scalar`] for every dimension from
+//! 1 to 1100.
 //!
 //! The numkong functions return `None` only when the two slices differ in
 //! length. Every caller inside the engine has validated dimensions already, so
@@ -15,6 +22,23 @@
 use numkong::{Angular, Dot, Euclidean};
 
 use super::scalar;
+
+#[cfg(target_arch = "x86_64")]
+use super::x86;
+
+#[cfg(target_arch = "x86_64")]
+static X86_LEVEL: std::sync::LazyLock<x86::Level> = std::sync::LazyLock::new(x86::detect);
+
+/// Which `f32` implementation [`dot_f32`] and [`l2sq_f32`] use on this CPU.
+pub fn f32_implementation() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    match *X86_LEVEL {
+        x86::Level::Avx512 => return "avx512f (kyro)",
+        x86::Level::Avx2 => return "avx2+fma (kyro)",
+        x86::Level::None => {}
+    }
+    "numkong"
+}
 
 /// Names of the instruction sets numkong found on this CPU, for reports.
 pub fn capabilities() -> Vec<&'static str> {
@@ -40,21 +64,62 @@ pub fn capabilities() -> Vec<&'static str> {
 #[inline]
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
-    f32::dot(a, b).map_or_else(|| scalar::dot_f32(a, b), |d| d as f32)
+    #[cfg(target_arch = "x86_64")]
+    match *X86_LEVEL {
+        // SAFETY: the CPU feature was detected at run time; the kernel reads
+        // only the common prefix of the slices.
+        x86::Level::Avx512 => return unsafe { x86::dot_f32_avx512(a, b) },
+        // SAFETY: as above.
+        x86::Level::Avx2 => return unsafe { x86::dot_f32_avx2(a, b) },
+        x86::Level::None => {}
+    }
+    numkong_f32::dot_f32(a, b)
 }
 
 /// Squared Euclidean distance `Σ (aᵢ−bᵢ)²`.
 #[inline]
 pub fn l2sq_f32(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
-    f32::sqeuclidean(a, b).map_or_else(|| scalar::l2sq_f32(a, b), |d| d as f32)
+    #[cfg(target_arch = "x86_64")]
+    match *X86_LEVEL {
+        // SAFETY: the CPU feature was detected at run time; the kernel reads
+        // only the common prefix of the slices.
+        x86::Level::Avx512 => return unsafe { x86::l2sq_f32_avx512(a, b) },
+        // SAFETY: as above.
+        x86::Level::Avx2 => return unsafe { x86::l2sq_f32_avx2(a, b) },
+        x86::Level::None => {}
+    }
+    numkong_f32::l2sq_f32(a, b)
+}
+
+/// numkong's own `f32` kernels (`f64` accumulation): the engine's `f32` path
+/// off x86-64, and the comparison point in the kernel benchmarks.
+pub mod numkong_f32 {
+    use numkong::{Dot, Euclidean};
+
+    use super::scalar;
+
+    /// Inner product `Σ aᵢ·bᵢ`.
+    #[inline]
+    pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        f32::dot(a, b).map_or_else(|| scalar::dot_f32(a, b), |d| d as f32)
+    }
+
+    /// Squared Euclidean distance `Σ (aᵢ−bᵢ)²`.
+    #[inline]
+    pub fn l2sq_f32(a: &[f32], b: &[f32]) -> f32 {
+        f32::sqeuclidean(a, b).map_or_else(|| scalar::l2sq_f32(a, b), |d| d as f32)
+    }
 }
 
 /// Cosine distance `1 − a·b / (‖a‖·‖b‖)`, in `[0, 2]`.
 #[inline]
 pub fn cosine_distance_f32(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
-    f32::angular(a, b).map_or_else(|| scalar::cosine_distance_f32(a, b), |d| (d as f32).clamp(0.0, 2.0))
+    f32::angular(a, b).map_or_else(
+        || scalar::cosine_distance_f32(a, b),
+        |d| (d as f32).clamp(0.0, 2.0),
+    )
 }
 
 /// Inner product of two `i8` vectors, exact.

@@ -18,12 +18,15 @@
 //! any index, so kernels never see them.
 //!
 //! - [`scalar`]: portable reference kernels, the definitions.
-//! - [`kernels`]: the SIMD kernels (numkong, runtime CPU dispatch).
+//! - [`kernels`]: the SIMD kernels (numkong, plus hand-written x86 `f32`
+//!   kernels), chosen at run time for the CPU.
 //! - [`quantize`]: `i8` scalar quantisation for graph traversal.
 
 pub mod kernels;
 pub mod quantize;
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use std::fmt;
 use std::str::FromStr;

@@ -24,6 +24,9 @@ const CALIBRATION_ROWS: usize = 20_000;
 /// Initial capacity of an index created empty.
 const INITIAL_CAPACITY: usize = 1024;
 
+/// Cache lines of a vector prefetched ahead of its distance computation.
+const PREFETCH_LINES: usize = 4;
+
 /// Inserts between two progress reports of a bulk build.
 const PROGRESS_EVERY: usize = 256;
 
@@ -152,7 +155,10 @@ impl HnswIndex {
         let dim = config.dim;
         if vectors.len() % dim != 0 {
             return Err(EngineError::InvalidBatch {
-                reason: format!("{} floats is not a whole number of {dim}-d rows", vectors.len()),
+                reason: format!(
+                    "{} floats is not a whole number of {dim}-d rows",
+                    vectors.len()
+                ),
             });
         }
         let rows = vectors.len() / dim;
@@ -238,7 +244,10 @@ impl HnswIndex {
     }
 
     fn take_scratch(&self) -> SearchScratch {
-        self.scratch_pool.lock().pop().unwrap_or_else(SearchScratch::new)
+        self.scratch_pool
+            .lock()
+            .pop()
+            .unwrap_or_else(SearchScratch::new)
     }
 
     fn return_scratch(&self, scratch: SearchScratch) {
@@ -306,9 +315,15 @@ impl HnswIndex {
         let metric = self.config.metric;
         let points = &storage.points;
         let links = &storage.links;
-        let to_new = |node: u32| prepared_distance(metric, vector, points.vectors.row(node as usize));
-        let between =
-            |a: u32, b: u32| prepared_distance(metric, points.vectors.row(a as usize), points.vectors.row(b as usize));
+        let to_new =
+            |node: u32| prepared_distance(metric, vector, points.vectors.row(node as usize));
+        let between = |a: u32, b: u32| {
+            prepared_distance(
+                metric,
+                points.vectors.row(a as usize),
+                points.vectors.row(b as usize),
+            )
+        };
 
         let mut scratch = self.take_scratch();
         let mut closest = Candidate {
@@ -327,7 +342,7 @@ impl HnswIndex {
                 self.config.hnsw.ef_construction,
                 storage.capacity(),
                 &to_new,
-                &|_| {},
+                &|node: u32| prefetch_row(points.vectors.row_ptr(node as usize), 4 * vector.len()),
                 &|node| node != slot,
                 &mut scratch,
             );
@@ -343,7 +358,15 @@ impl HnswIndex {
                 links.set_neighbors(slot, layer, &ids);
             }
             for neighbor in &selected {
-                self.add_back_link(storage, neighbor.node, *neighbor, slot, layer, &between, &mut scratch);
+                self.add_back_link(
+                    storage,
+                    neighbor.node,
+                    *neighbor,
+                    slot,
+                    layer,
+                    &between,
+                    &mut scratch,
+                );
             }
             entries.clone_from(&pool);
             scratch.pool = pool;
@@ -472,8 +495,13 @@ impl HnswIndex {
         let points = &storage.points;
         let links = &storage.links;
         let slots = storage.slots_used();
-        let between =
-            |a: u32, b: u32| prepared_distance(metric, points.vectors.row(a as usize), points.vectors.row(b as usize));
+        let between = |a: u32, b: u32| {
+            prepared_distance(
+                metric,
+                points.vectors.row(a as usize),
+                points.vectors.row(b as usize),
+            )
+        };
 
         // Phase 1 (parallel): only live nodes' lists are written, and each
         // task writes only its own node's; the lists it reads belong to
@@ -500,7 +528,9 @@ impl HnswIndex {
                                 continue;
                             }
                             links.neighbors_into(neighbor, layer, hop);
-                            pool.extend(hop.iter().filter(|&&n| n != node && !points.is_deleted(n)));
+                            pool.extend(
+                                hop.iter().filter(|&&n| n != node && !points.is_deleted(n)),
+                            );
                         }
                         pool.sort_unstable();
                         pool.dedup();
@@ -618,14 +648,25 @@ impl VectorIndex for HnswIndex {
         let metric = self.config.metric;
         let points = &storage.points;
         let accept = |node: u32| !points.is_deleted(node) && params.filter.is_none_or(|f| f(node));
-        let exact = |node: u32| prepared_distance(metric, &prepared, points.vectors.row(node as usize));
+        let exact =
+            |node: u32| prepared_distance(metric, &prepared, points.vectors.row(node as usize));
         let mut scratch = self.take_scratch();
         let mut found: Vec<Candidate> = match (&self.quantizer, &points.quantized) {
             (Some(quantizer), Some(quantized)) => {
                 let query_i8 = quantizer.quantize(&prepared);
-                let approx = |node: u32| quantizer.distance(&query_i8, quantized.row(node as usize));
-                let prefetch = |node: u32| prefetch_row(quantized.row_ptr(node as usize));
-                self.walk(&storage, entry, ef, &approx, &prefetch, &accept, &mut scratch);
+                let approx =
+                    |node: u32| quantizer.distance(&query_i8, quantized.row(node as usize));
+                let prefetch =
+                    |node: u32| prefetch_row(quantized.row_ptr(node as usize), self.config.dim);
+                self.walk(
+                    &storage,
+                    entry,
+                    ef,
+                    &approx,
+                    &prefetch,
+                    &accept,
+                    &mut scratch,
+                );
                 // Rescore every traversal candidate exactly: i8 only ranks.
                 scratch
                     .results
@@ -637,8 +678,18 @@ impl VectorIndex for HnswIndex {
                     .collect()
             }
             _ => {
-                let prefetch = |node: u32| prefetch_row(points.vectors.row_ptr(node as usize));
-                self.walk(&storage, entry, ef, &exact, &prefetch, &accept, &mut scratch);
+                let prefetch = |node: u32| {
+                    prefetch_row(points.vectors.row_ptr(node as usize), 4 * self.config.dim)
+                };
+                self.walk(
+                    &storage,
+                    entry,
+                    ef,
+                    &exact,
+                    &prefetch,
+                    &accept,
+                    &mut scratch,
+                );
                 scratch.results.drain().collect()
             }
         };
@@ -668,7 +719,11 @@ impl VectorIndex for HnswIndex {
         let mut scored: Vec<Candidate> = nodes
             .into_iter()
             .map(|node| Candidate {
-                distance: prepared_distance(self.config.metric, &prepared, points.vectors.row(node as usize)),
+                distance: prepared_distance(
+                    self.config.metric,
+                    &prepared,
+                    points.vectors.row(node as usize),
+                ),
                 node,
             })
             .collect();
@@ -699,33 +754,51 @@ impl VectorIndex for HnswIndex {
 }
 
 /// Calibrates the `i8` quantiser on a strided sample of prepared rows.
-fn calibrate_on_rows(config: &IndexConfig, vectors: &[f32]) -> Result<ScalarQuantizer, EngineError> {
+fn calibrate_on_rows(
+    config: &IndexConfig,
+    vectors: &[f32],
+) -> Result<ScalarQuantizer, EngineError> {
     let dim = config.dim;
     let rows = vectors.len() / dim;
     let stride = rows.div_ceil(CALIBRATION_ROWS).max(1);
     let mut sample = Vec::with_capacity(rows.min(CALIBRATION_ROWS) * dim);
     let mut prepared = Vec::with_capacity(dim);
     for row in (0..rows).step_by(stride) {
-        prepare_vector(config.metric, dim, &vectors[row * dim..(row + 1) * dim], &mut prepared)
-            .map_err(|e| EngineError::InvalidBatch {
-                reason: format!("row {row}: {e}"),
-            })?;
+        prepare_vector(
+            config.metric,
+            dim,
+            &vectors[row * dim..(row + 1) * dim],
+            &mut prepared,
+        )
+        .map_err(|e| EngineError::InvalidBatch {
+            reason: format!("row {row}: {e}"),
+        })?;
         sample.extend_from_slice(&prepared);
     }
     Ok(ScalarQuantizer::calibrate(config.metric, dim, &sample))
 }
 
-/// Asks the CPU to start loading the cache line at `ptr`; a hint only.
+/// Asks the CPU to start loading the first `bytes` bytes at `ptr` (at most
+/// [`PREFETCH_LINES`] cache lines); a hint only.
 #[inline]
-fn prefetch_row<T>(ptr: *const T) {
+fn prefetch_row<T>(ptr: *const T, bytes: usize) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch never faults, whatever the address; SSE is part of the
-    // x86_64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(ptr as *const i8, std::arch::x86_64::_MM_HINT_T0);
+    {
+        let lines = bytes.div_ceil(64).min(PREFETCH_LINES);
+        for line in 0..lines {
+            // SAFETY: prefetch never faults, whatever the address; SSE is part
+            // of the x86_64 baseline. `wrapping_add` computes the address
+            // without asserting it is in bounds.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(
+                    (ptr as *const i8).wrapping_add(line * 64),
+                    std::arch::x86_64::_MM_HINT_T0,
+                );
+            }
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
+    let _ = (ptr, bytes);
 }
 
 /// SplitMix64: a tiny, well-mixed hash used to derive independent random

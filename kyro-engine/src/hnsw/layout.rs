@@ -126,7 +126,9 @@ impl PointTable {
             vectors: RowSlab::new(capacity, dim),
             quantized: quantized.then(|| RowSlab::new(capacity, dim)),
             labels: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
-            deleted: (0..capacity.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            deleted: (0..capacity.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }
     }
 
@@ -212,7 +214,9 @@ impl GraphLinks {
             m,
             m0,
             levels: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
-            links0: (0..capacity * (1 + m0)).map(|_| AtomicU32::new(0)).collect(),
+            links0: (0..capacity * (1 + m0))
+                .map(|_| AtomicU32::new(0))
+                .collect(),
             upper_start: (0..capacity).map(|_| AtomicU32::new(NO_UPPER)).collect(),
             upper: (0..upper_records * (1 + m))
                 .map(|_| AtomicU32::new(0))
@@ -276,7 +280,11 @@ impl GraphLinks {
         out.clear();
         let record = self.record(node, level);
         let count = (record[0].load(Ordering::Acquire) as usize).min(record.len() - 1);
-        out.extend(record[1..=count].iter().map(|id| id.load(Ordering::Acquire)));
+        out.extend(
+            record[1..=count]
+                .iter()
+                .map(|id| id.load(Ordering::Acquire)),
+        );
     }
 
     /// Replaces `node`'s neighbours on `level`. The caller holds `node`'s lock

@@ -166,14 +166,15 @@ pub(crate) fn search_layer(
             }
         }
         links.neighbors_into(current.node, level, &mut scratch.neighbors);
+        // Drop visited neighbours first, so that only vectors about to be read
+        // are prefetched, then start all their loads before the first use.
+        let visited = &mut scratch.visited;
+        scratch.neighbors.retain(|&node| visited.insert(node));
         for &node in &scratch.neighbors {
             prefetch(node);
         }
         for i in 0..scratch.neighbors.len() {
             let node = scratch.neighbors[i];
-            if !scratch.visited.insert(node) {
-                continue;
-            }
             let d = distance(node);
             let full = scratch.results.len() >= ef;
             let worst = scratch.results.peek().map_or(f32::INFINITY, |w| w.distance);

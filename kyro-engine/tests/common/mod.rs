@@ -15,9 +15,34 @@ pub fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
     ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
 }
 
+/// Spread of the easy clustered sets: tight clusters, far apart.
+pub const EASY_NOISE: f32 = 0.25;
+/// Spread at which clusters overlap and neighbours crowd together: hnswlib
+/// reaches recall@10 ≈ 0.97 at ef=64 on such a 10k×64 set.
+pub const HARD_NOISE: f32 = 1.0;
+
 /// `n` base points and `queries` query points of `dim` components, drawn
-/// around the same `clusters` random centres, row-major.
-pub fn clustered_set(n: usize, queries: usize, dim: usize, clusters: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+/// around the same `clusters` random centres, row-major (easy spread).
+pub fn clustered_set(
+    n: usize,
+    queries: usize,
+    dim: usize,
+    clusters: usize,
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>) {
+    clustered_set_with_noise(n, queries, dim, clusters, seed, EASY_NOISE)
+}
+
+/// As [`clustered_set`], with gaussian noise of standard deviation `noise`
+/// around each centre.
+pub fn clustered_set_with_noise(
+    n: usize,
+    queries: usize,
+    dim: usize,
+    clusters: usize,
+    seed: u64,
+    noise: f32,
+) -> (Vec<f32>, Vec<f32>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let centres: Vec<f32> = (0..clusters * dim)
         .map(|_| rng.random_range(-1.0..1.0))
@@ -27,7 +52,7 @@ pub fn clustered_set(n: usize, queries: usize, dim: usize, clusters: usize, seed
         for _ in 0..count {
             let c = rng.random_range(0..clusters);
             for d in 0..dim {
-                out.push(centres[c * dim + d] + 0.25 * gaussian(&mut rng));
+                out.push(centres[c * dim + d] + noise * gaussian(&mut rng));
             }
         }
         out
