@@ -21,8 +21,10 @@ const PROGRESS_EVERY: usize = 4096;
 /// Errors produced while reading or writing vector files.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    /// The operating system refused an open, read or write.
-    #[error("{}: {source}", .path.display())]
+    /// The operating system refused an open, read or write. The OS error is
+    /// the `source`, not part of the message, so error chains (anyhow's
+    /// `Caused by:`) do not print it twice.
+    #[error("I/O error on {}", .path.display())]
     Io {
         /// File being accessed.
         path: PathBuf,
@@ -325,7 +327,7 @@ fn read_rows<T>(
         }
         data.extend(row_buf.chunks_exact(elem).map(&decode));
         row += 1;
-        if row % PROGRESS_EVERY == 0 {
+        if row.is_multiple_of(PROGRESS_EVERY) {
             progress(row, expected_rows.max(row));
         }
     }

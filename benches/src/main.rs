@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use kyro_engine::{HnswIndex, HnswParams, IndexConfig, Metric, Quantization, VectorIndex};
 
 use kyro_bench::dataset::{self, Matrix};
@@ -271,9 +271,18 @@ fn create_output_dirs<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Resul
 /// A progress bar with a consistent look; `len` may be fixed later.
 fn progress_bar(len: u64, prefix: impl Into<Cow<'static, str>>) -> ProgressBar {
     let style = ProgressStyle::with_template(
-        "{prefix:>9} [{elapsed_precise}] [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})",
+        "{prefix:>9} [{elapsed_precise}] [{bar:40}] {human_pos}/{human_len} ({rate}, eta {eta})",
     )
-    .map(|s| s.progress_chars("=> "))
+    .map(|s| {
+        s.progress_chars("=> ")
+            // indicatif's own {per_sec} prints four decimals ("4,212.1988/s").
+            .with_key(
+                "rate",
+                |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0}/s", state.per_sec());
+                },
+            )
+    })
     // The template is a constant, so this fallback only guards against an
     // indicatif upgrade changing the template syntax.
     .unwrap_or_else(|_| ProgressStyle::default_bar());

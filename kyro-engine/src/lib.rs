@@ -9,7 +9,7 @@
 //! - [`index`]: the configuration and search types every index shares.
 //! - [`hnsw`]: the graph index.
 //! - [`flat`]: the exact index.
-//! - [`error`]: [`EngineError`].
+//! - [`error`]: the engine's error type, [`EngineError`].
 
 pub mod distance;
 pub mod error;

@@ -149,7 +149,7 @@ fn filtered_search_keeps_recall_at_50_10_and_1_percent_selectivity_on_20k() {
         HnswIndex::build_parallel(config(Metric::L2), &base, None, 2, &|_| {}).expect("build");
     for (selectivity, modulus) in [(0.5, 2u64), (0.1, 10), (0.01, 100)] {
         // Labels spread pseudo-randomly over the set, unrelated to geometry.
-        let matches = |row: u64| (row.wrapping_mul(2_654_435_761) >> 7) % modulus == 0;
+        let matches = |row: u64| (row.wrapping_mul(2_654_435_761) >> 7).is_multiple_of(modulus);
         // The filter sees internal ids: translate the matching rows to them.
         let mut slot_bitmap = vec![false; n];
         for row in (0..n as u64).filter(|&r| matches(r)) {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
 
-use super::layout::{NeedsGrowth, Storage};
+use super::layout::Storage;
 use super::search::{greedy_closest, search_layer, select_neighbors, Candidate, SearchScratch};
 use crate::distance::{prepare_vector, prepared_distance, ScalarQuantizer};
 use crate::error::EngineError;
@@ -153,7 +153,7 @@ impl HnswIndex {
     ) -> Result<Self, EngineError> {
         config.validate()?;
         let dim = config.dim;
-        if vectors.len() % dim != 0 {
+        if !vectors.len().is_multiple_of(dim) {
             return Err(EngineError::InvalidBatch {
                 reason: format!(
                     "{} floats is not a whole number of {dim}-d rows",
@@ -199,7 +199,7 @@ impl HnswIndex {
                     break;
                 }
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if finished % PROGRESS_EVERY == 0 {
+                if finished.is_multiple_of(PROGRESS_EVERY) {
                     progress(finished);
                 }
             }
@@ -268,10 +268,11 @@ impl HnswIndex {
                         }
                         self.free_slots.lock().push(slot);
                     }
-                    None => match storage.reserve(level) {
-                        Ok(slot) => return Ok(slot),
-                        Err(NeedsGrowth) => {}
-                    },
+                    None => {
+                        if let Ok(slot) = storage.reserve(level) {
+                            return Ok(slot);
+                        }
+                    }
                 }
             }
             self.grow(level)?;
