@@ -24,8 +24,9 @@ const CALIBRATION_ROWS: usize = 20_000;
 /// Initial capacity of an index created empty.
 const INITIAL_CAPACITY: usize = 1024;
 
-/// Cache lines of a vector prefetched ahead of its distance computation.
-const PREFETCH_LINES: usize = 4;
+/// Cache lines of a vector prefetched ahead of its distance computation: the
+/// whole row of a 384-d `f32` vector (measured best; see `docs/benchmarks.md`).
+const PREFETCH_LINES: usize = 24;
 
 /// Inserts between two progress reports of a bulk build.
 const PROGRESS_EVERY: usize = 256;
@@ -352,7 +353,7 @@ impl HnswIndex {
             pool.clear();
             pool.extend(scratch.results.drain());
             pool.sort_unstable();
-            select_neighbors(&pool, self.config.hnsw.m, &between, &mut selected);
+            select_neighbors(&pool, links.max_degree(layer), &between, &mut selected);
             let ids: Vec<u32> = selected.iter().map(|c| c.node).collect();
             {
                 let _guard = links.lock(slot);
@@ -669,6 +670,10 @@ impl VectorIndex for HnswIndex {
                     &mut scratch,
                 );
                 // Rescore every traversal candidate exactly: i8 only ranks.
+                // Their f32 rows are cold in cache: start every load first.
+                for c in scratch.results.iter() {
+                    prefetch_row(points.vectors.row_ptr(c.node as usize), 4 * self.config.dim);
+                }
                 scratch
                     .results
                     .drain()

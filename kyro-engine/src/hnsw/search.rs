@@ -7,6 +7,11 @@ use std::collections::BinaryHeap;
 
 use super::layout::GraphLinks;
 
+/// How many neighbours ahead of the one being scored have their vectors
+/// prefetched. Measured on 384-d MiniLM vectors (`docs/benchmarks.md`): all
+/// at once floods the memory system, one ahead leaves latency exposed.
+const PREFETCH_AHEAD: usize = 3;
+
 /// A node and its distance to the current query.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Candidate {
@@ -170,11 +175,14 @@ pub(crate) fn search_layer(
         // are prefetched, then start all their loads before the first use.
         let visited = &mut scratch.visited;
         scratch.neighbors.retain(|&node| visited.insert(node));
-        for &node in &scratch.neighbors {
+        for &node in scratch.neighbors.iter().take(PREFETCH_AHEAD) {
             prefetch(node);
         }
         for i in 0..scratch.neighbors.len() {
             let node = scratch.neighbors[i];
+            if let Some(&next) = scratch.neighbors.get(i + PREFETCH_AHEAD) {
+                prefetch(next);
+            }
             let d = distance(node);
             let full = scratch.results.len() >= ef;
             let worst = scratch.results.peek().map_or(f32::INFINITY, |w| w.distance);
