@@ -30,8 +30,15 @@ fn random_i8(rng: &mut ChaCha8Rng, dim: usize) -> Vec<i8> {
 /// Benchmarks one f32 kernel pair. Generic over the function types (rather
 /// than taking `fn` pointers) so both sides are direct, inlinable calls and
 /// the comparison is not skewed by an indirect call on short vectors.
-fn bench_f32<S, R>(c: &mut Criterion, name: &str, simd: S, reference: R)
-where
+/// `numkong`, when given, is numkong's own kernel for the same formula, so that
+/// the reason the engine uses its own x86 `f32` kernels stays measured.
+fn bench_f32<S, R>(
+    c: &mut Criterion,
+    name: &str,
+    simd: S,
+    reference: R,
+    numkong: Option<fn(&[f32], &[f32]) -> f32>,
+) where
     S: Fn(&[f32], &[f32]) -> f32,
     R: Fn(&[f32], &[f32]) -> f32,
 {
@@ -53,6 +60,11 @@ where
         group.bench_with_input(BenchmarkId::new("scalar", dim), &dim, |bench, _| {
             bench.iter(|| reference(black_box(&a), black_box(&b)))
         });
+        if let Some(numkong) = numkong {
+            group.bench_with_input(BenchmarkId::new("numkong", dim), &dim, |bench, _| {
+                bench.iter(|| numkong(black_box(&a), black_box(&b)))
+            });
+        }
     }
     group.finish();
 }
@@ -81,13 +93,26 @@ where
 }
 
 fn distance_kernels(c: &mut Criterion) {
-    bench_f32(c, "dot_f32", kernels::dot_f32, scalar::dot_f32);
-    bench_f32(c, "l2sq_f32", kernels::l2sq_f32, scalar::l2sq_f32);
+    bench_f32(
+        c,
+        "dot_f32",
+        kernels::dot_f32,
+        scalar::dot_f32,
+        Some(kernels::numkong_f32::dot_f32),
+    );
+    bench_f32(
+        c,
+        "l2sq_f32",
+        kernels::l2sq_f32,
+        scalar::l2sq_f32,
+        Some(kernels::numkong_f32::l2sq_f32),
+    );
     bench_f32(
         c,
         "cosine_distance_f32",
         kernels::cosine_distance_f32,
         scalar::cosine_distance_f32,
+        None,
     );
     bench_i8(c, "dot_i8", kernels::dot_i8, scalar::dot_i8);
     bench_i8(c, "l2sq_i8", kernels::l2sq_i8, scalar::l2sq_i8);

@@ -1,0 +1,75 @@
+//! The `kyro-bench` binary end to end: files written by `synth` are read back
+//! by `ann`, and the JSON report has the documented shape and sane values.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn kyro_bench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kyro-bench"))
+        .args(args)
+        .output()
+        .expect("kyro-bench runs")
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+#[test]
+fn synth_then_ann_writes_the_documented_json_with_high_recall() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (base, query, gt, json) = (
+        path(dir.path(), "b.fvecs"),
+        path(dir.path(), "q.fvecs"),
+        path(dir.path(), "g.ivecs"),
+        path(dir.path(), "out.json"),
+    );
+    let synth = kyro_bench(&[
+        "synth", "--synthetic", "3000,16,8", "--queries", "100", "--out-base", &base,
+        "--out-query", &query, "--out-gt", &gt, "--metric", "l2", "--k", "20",
+    ]);
+    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+
+    let ann = kyro_bench(&[
+        "ann", "--base", &base, "--query", &query, "--gt", &gt, "--metric", "l2", "--ef",
+        "10,80", "--k", "10", "--threads", "2", "--json", &json,
+    ]);
+    assert!(ann.status.success(), "{}", String::from_utf8_lossy(&ann.stderr));
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("json");
+    for key in ["dataset", "n", "dim", "build_seconds", "index_bytes", "peak_rss_bytes", "runs"] {
+        assert!(report.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(report["n"], 3000);
+    assert_eq!(report["dim"], 16);
+    assert!(report["index_bytes"].as_u64().expect("bytes") >= 3000 * 16 * 4);
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        for key in ["ef", "recall", "qps", "p50_us", "p99_us"] {
+            assert!(run.get(key).is_some(), "run missing {key}");
+        }
+        assert!(run["qps"].as_f64().expect("qps") > 0.0);
+        assert!(run["p50_us"].as_f64() <= run["p99_us"].as_f64());
+    }
+    let high = runs[1]["recall"].as_f64().expect("recall");
+    assert!(high >= 0.95, "recall at ef=80: {high}");
+}
+
+#[test]
+fn truncated_input_file_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = path(dir.path(), "cut.fvecs");
+    // Header says 8 dimensions, but only 3 floats follow.
+    let mut bytes = 8i32.to_le_bytes().to_vec();
+    bytes.extend(std::iter::repeat_n(0u8, 12));
+    std::fs::write(&base, bytes).expect("write");
+    let out = kyro_bench(&["ann", "--base", &base, "--query", &base, "--ef", "10"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cut.fvecs"), "error names the file: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
