@@ -30,6 +30,9 @@ fn random_i8(rng: &mut ChaCha8Rng, dim: usize) -> Vec<i8> {
 /// Benchmarks one f32 kernel pair. Generic over the function types (rather
 /// than taking `fn` pointers) so both sides are direct, inlinable calls and
 /// the comparison is not skewed by an indirect call on short vectors.
+/// A plain `f32` kernel function.
+type F32Kernel = fn(&[f32], &[f32]) -> f32;
+
 /// `numkong`, when given, is numkong's own kernel for the same formula, so that
 /// the reason the engine uses its own x86 `f32` kernels stays measured.
 fn bench_f32<S, R>(
@@ -37,7 +40,7 @@ fn bench_f32<S, R>(
     name: &str,
     simd: S,
     reference: R,
-    numkong: Option<fn(&[f32], &[f32]) -> f32>,
+    numkong: Option<F32Kernel>,
 ) where
     S: Fn(&[f32], &[f32]) -> f32,
     R: Fn(&[f32], &[f32]) -> f32,

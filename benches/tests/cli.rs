@@ -27,20 +27,64 @@ fn synth_then_ann_writes_the_documented_json_with_high_recall() {
         path(dir.path(), "out.json"),
     );
     let synth = kyro_bench(&[
-        "synth", "--synthetic", "3000,16,8", "--queries", "100", "--out-base", &base,
-        "--out-query", &query, "--out-gt", &gt, "--metric", "l2", "--k", "20",
+        "synth",
+        "--synthetic",
+        "3000,16,8",
+        "--queries",
+        "100",
+        "--out-base",
+        &base,
+        "--out-query",
+        &query,
+        "--out-gt",
+        &gt,
+        "--metric",
+        "l2",
+        "--k",
+        "20",
     ]);
-    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    assert!(
+        synth.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synth.stderr)
+    );
 
     let ann = kyro_bench(&[
-        "ann", "--base", &base, "--query", &query, "--gt", &gt, "--metric", "l2", "--ef",
-        "10,80", "--k", "10", "--threads", "2", "--json", &json,
+        "ann",
+        "--base",
+        &base,
+        "--query",
+        &query,
+        "--gt",
+        &gt,
+        "--metric",
+        "l2",
+        "--ef",
+        "10,80",
+        "--k",
+        "10",
+        "--threads",
+        "2",
+        "--json",
+        &json,
     ]);
-    assert!(ann.status.success(), "{}", String::from_utf8_lossy(&ann.stderr));
+    assert!(
+        ann.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ann.stderr)
+    );
 
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("json");
-    for key in ["dataset", "n", "dim", "build_seconds", "index_bytes", "peak_rss_bytes", "runs"] {
+    for key in [
+        "dataset",
+        "n",
+        "dim",
+        "build_seconds",
+        "index_bytes",
+        "peak_rss_bytes",
+        "runs",
+    ] {
         assert!(report.get(key).is_some(), "missing {key}");
     }
     assert_eq!(report["n"], 3000);
@@ -70,6 +114,9 @@ fn truncated_input_file_is_a_clear_error_not_a_panic() {
     let out = kyro_bench(&["ann", "--base", &base, "--query", &base, "--ef", "10"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cut.fvecs"), "error names the file: {stderr}");
+    assert!(
+        stderr.contains("cut.fvecs"),
+        "error names the file: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

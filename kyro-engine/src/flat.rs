@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use parking_lot::RwLock;
 
-use crate::distance::{prepare_vector, prepared_distance};
+use crate::distance::prepared_distance;
 use crate::error::EngineError;
 use crate::index::{IndexConfig, MemoryUsage, Neighbor, SearchParams, VectorIndex};
 
@@ -44,8 +44,7 @@ impl FlatIndex {
         k: usize,
         keep: impl Fn(u32) -> bool,
     ) -> Result<Vec<Neighbor>, EngineError> {
-        let mut prepared = Vec::with_capacity(self.config.dim);
-        prepare_vector(self.config.metric, self.config.dim, query, &mut prepared)?;
+        let prepared = self.config.prepare(query)?;
         let points = self.points.read();
         let dim = self.config.dim;
         let mut scored: Vec<Neighbor> = points
@@ -81,8 +80,7 @@ impl VectorIndex for FlatIndex {
     }
 
     fn insert(&self, id: u64, vector: &[f32]) -> Result<u32, EngineError> {
-        let mut prepared = Vec::with_capacity(self.config.dim);
-        prepare_vector(self.config.metric, self.config.dim, vector, &mut prepared)?;
+        let prepared = self.config.prepare(vector)?;
         let dim = self.config.dim;
         let mut points = self.points.write();
         let slot = match points

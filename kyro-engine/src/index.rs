@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::distance::Metric;
+use crate::distance::{prepare_vector, Metric};
 use crate::error::EngineError;
 use crate::hnsw::HnswParams;
 
@@ -73,6 +73,14 @@ impl IndexConfig {
             hnsw: HnswParams::default(),
             quantization: Quantization::None,
         }
+    }
+
+    /// Validates `vector` for this index and returns the form it is stored
+    /// and searched in (see [`crate::distance::prepare_vector`]).
+    pub fn prepare(&self, vector: &[f32]) -> Result<Vec<f32>, EngineError> {
+        let mut prepared = Vec::with_capacity(self.dim);
+        prepare_vector(self.metric, self.dim, vector, &mut prepared)?;
+        Ok(prepared)
     }
 
     /// Checks every field's range.

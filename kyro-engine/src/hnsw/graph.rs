@@ -8,7 +8,9 @@ use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
 
 use super::layout::Storage;
-use super::search::{greedy_closest, search_layer, select_neighbors, Candidate, SearchScratch};
+use super::search::{
+    greedy_closest, score_sorted, search_layer, select_neighbors, Candidate, SearchScratch,
+};
 use crate::distance::{prepare_vector, prepared_distance, ScalarQuantizer};
 use crate::error::EngineError;
 use crate::index::{IndexConfig, MemoryUsage, Neighbor, Quantization, SearchParams, VectorIndex};
@@ -411,18 +413,21 @@ impl HnswIndex {
             links.set_neighbors(node, layer, &current);
             return;
         }
-        let mut pool: Vec<Candidate> = current
-            .iter()
-            .map(|&other| Candidate {
-                distance: between(node, other),
-                node: other,
-            })
-            .collect();
-        pool.push(Candidate {
-            distance: node_to_new.distance,
-            node: new,
-        });
-        pool.sort_unstable();
+        // The new node's distance is known; score the old neighbours.
+        let mut pool = Vec::with_capacity(current.len() + 1);
+        score_sorted(
+            current.iter().copied(),
+            |other| between(node, other),
+            &mut pool,
+        );
+        let at = pool.partition_point(|c| c.distance <= node_to_new.distance);
+        pool.insert(
+            at,
+            Candidate {
+                distance: node_to_new.distance,
+                node: new,
+            },
+        );
         let mut selected = std::mem::take(&mut scratch.selected);
         select_neighbors(&pool, max_degree, between, &mut selected);
         current.clear();
@@ -512,8 +517,8 @@ impl HnswIndex {
             .into_par_iter()
             .filter(|&node| !points.is_deleted(node))
             .map_init(
-                || (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
-                |(ids, hop, pool, selected), node| {
+                || (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+                |(ids, hop, pool, scored, selected), node| {
                     let mut repaired = false;
                     for layer in 0..=links.level(node) {
                         links.neighbors_into(node, layer, ids);
@@ -536,15 +541,8 @@ impl HnswIndex {
                         }
                         pool.sort_unstable();
                         pool.dedup();
-                        let mut scored: Vec<Candidate> = pool
-                            .iter()
-                            .map(|&n| Candidate {
-                                distance: between(node, n),
-                                node: n,
-                            })
-                            .collect();
-                        scored.sort_unstable();
-                        select_neighbors(&scored, links.max_degree(layer), &between, selected);
+                        score_sorted(pool.iter().copied(), |n| between(node, n), scored);
+                        select_neighbors(scored, links.max_degree(layer), &between, selected);
                         ids.clear();
                         ids.extend(selected.iter().map(|c: &Candidate| c.node));
                         links.set_neighbors(node, layer, ids);
@@ -592,8 +590,7 @@ impl VectorIndex for HnswIndex {
     }
 
     fn insert(&self, id: u64, vector: &[f32]) -> Result<u32, EngineError> {
-        let mut prepared = Vec::with_capacity(self.config.dim);
-        prepare_vector(self.config.metric, self.config.dim, vector, &mut prepared)?;
+        let prepared = self.config.prepare(vector)?;
         let quantized = self
             .quantizer
             .map(|q| q.quantize(&prepared))
@@ -640,8 +637,7 @@ impl VectorIndex for HnswIndex {
         params: &SearchParams<'_>,
     ) -> Result<Vec<Neighbor>, EngineError> {
         params.validate()?;
-        let mut prepared = Vec::with_capacity(self.config.dim);
-        prepare_vector(self.config.metric, self.config.dim, query, &mut prepared)?;
+        let prepared = self.config.prepare(query)?;
         let ef = params.ef.max(params.k);
         let storage = self.storage.read();
         let Some(entry) = *self.entry.read() else {
@@ -710,8 +706,7 @@ impl VectorIndex for HnswIndex {
         candidates: &[u32],
     ) -> Result<Vec<Neighbor>, EngineError> {
         SearchParams::new(k, k).validate()?;
-        let mut prepared = Vec::with_capacity(self.config.dim);
-        prepare_vector(self.config.metric, self.config.dim, query, &mut prepared)?;
+        let prepared = self.config.prepare(query)?;
         let storage = self.storage.read();
         let points = &storage.points;
         let slots = storage.slots_used();
@@ -722,17 +717,13 @@ impl VectorIndex for HnswIndex {
             .collect();
         nodes.sort_unstable();
         nodes.dedup();
-        let mut scored: Vec<Candidate> = nodes
-            .into_iter()
-            .map(|node| Candidate {
-                distance: prepared_distance(
-                    self.config.metric,
-                    &prepared,
-                    points.vectors.row(node as usize),
-                ),
-                node,
-            })
-            .collect();
+        let mut scored = Vec::with_capacity(nodes.len());
+        let metric = self.config.metric;
+        score_sorted(
+            nodes,
+            |node| prepared_distance(metric, &prepared, points.vectors.row(node as usize)),
+            &mut scored,
+        );
         Ok(self.finish(&storage, &mut scored, k))
     }
 

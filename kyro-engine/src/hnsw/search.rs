@@ -200,6 +200,21 @@ pub(crate) fn search_layer(
     }
 }
 
+/// Fills `out` with `nodes` scored by `distance`, nearest first: the sorted
+/// pool [`select_neighbors`] expects.
+pub(crate) fn score_sorted(
+    nodes: impl IntoIterator<Item = u32>,
+    distance: impl Fn(u32) -> f32,
+    out: &mut Vec<Candidate>,
+) {
+    out.clear();
+    out.extend(nodes.into_iter().map(|node| Candidate {
+        distance: distance(node),
+        node,
+    }));
+    out.sort_unstable();
+}
+
 /// The neighbour-selection heuristic (HNSW paper, algorithm 4, without
 /// extending candidates or keeping pruned ones — as hnswlib does).
 ///
