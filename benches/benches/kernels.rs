@@ -27,14 +27,15 @@ fn random_i8(rng: &mut ChaCha8Rng, dim: usize) -> Vec<i8> {
     (0..dim).map(|_| rng.random_range(-127i8..=127)).collect()
 }
 
-/// Benchmarks one f32 kernel pair. Generic over the function types (rather
-/// than taking `fn` pointers) so both sides are direct, inlinable calls and
-/// the comparison is not skewed by an indirect call on short vectors.
 /// A plain `f32` kernel function.
 type F32Kernel = fn(&[f32], &[f32]) -> f32;
 
-/// `numkong`, when given, is numkong's own kernel for the same formula, so that
-/// the reason the engine uses its own x86 `f32` kernels stays measured.
+/// Benchmarks one f32 kernel pair. Generic over the function types (rather
+/// than taking `fn` pointers) so both sides are direct, inlinable calls and
+/// the comparison is not skewed by an indirect call on short vectors.
+/// `numkong`, when given, is numkong's own kernel for the same formula (an FFI
+/// call, so never inlined anyway), so that the reason the engine uses its own
+/// x86 `f32` kernels stays measured.
 fn bench_f32<S, R>(
     c: &mut Criterion,
     name: &str,
