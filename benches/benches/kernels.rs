@@ -36,13 +36,8 @@ type F32Kernel = fn(&[f32], &[f32]) -> f32;
 /// `numkong`, when given, is numkong's own kernel for the same formula (an FFI
 /// call, so never inlined anyway), so that the reason the engine uses its own
 /// x86 `f32` kernels stays measured.
-fn bench_f32<S, R>(
-    c: &mut Criterion,
-    name: &str,
-    simd: S,
-    reference: R,
-    numkong: Option<F32Kernel>,
-) where
+fn bench_f32<S, R>(c: &mut Criterion, name: &str, simd: S, reference: R, numkong: Option<F32Kernel>)
+where
     S: Fn(&[f32], &[f32]) -> f32,
     R: Fn(&[f32], &[f32]) -> f32,
 {

@@ -7,7 +7,7 @@
 //! - `f32` dot and squared L2 — the calls graph traversal spends its time in —
 //!   use the hand-written AVX-512 / AVX2 kernels of `x86.rs` on x86-64, and
 //!   numkong elsewhere ([`numkong_f32`]). numkong accumulates `f32` in `f64`:
-//!   exact, but 3–5× slower per call; `x86.rs` says why and
+//!   exact, but 1.7–4.8× slower per call; `x86.rs` says why and
 //!   `docs/benchmarks.md` has the measurement.
 //!
 //! All of them are tested against [`super::scalar`] for every dimension from
