@@ -9,6 +9,7 @@
 //! - [`index`]: the configuration and search types every index shares.
 //! - [`hnsw`]: the graph index.
 //! - [`flat`]: the exact index.
+//! - [`segment`]: immutable on-disk segments searched from mmap.
 //! - [`error`]: the engine's error type, [`EngineError`].
 
 pub mod distance;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod flat;
 pub mod hnsw;
 pub mod index;
+pub mod segment;
 
 pub use distance::{Metric, ScalarQuantizer};
 pub use error::EngineError;

@@ -102,7 +102,7 @@ fn single_threaded_builds_with_the_same_seed_give_the_same_graph() {
         };
         HnswIndex::build_parallel(cfg, &base, None, 1, &|_| {}).expect("build")
     };
-    let (a, b, c) = (build(7), build(7), build(8));
+    let (a, b) = (build(7), build(7));
     let answers = |index: &HnswIndex| {
         queries
             .chunks(DIM)
@@ -111,8 +111,6 @@ fn single_threaded_builds_with_the_same_seed_give_the_same_graph() {
     };
     assert_eq!(answers(&a), answers(&b));
     assert_eq!(a.memory_usage(), b.memory_usage());
-    // A different seed draws other levels: the upper layers differ in size.
-    let _ = answers(&c);
 }
 
 #[test]

@@ -76,6 +76,16 @@ impl ScalarQuantizer {
         }
     }
 
+    /// The quantiser with map `x ≈ offset + scale·q`, as read back from
+    /// [`ScalarQuantizer::parameters`] (e.g. from a segment file).
+    pub fn from_parameters(metric: Metric, offset: f32, scale: f32) -> Self {
+        Self {
+            metric,
+            offset,
+            scale,
+        }
+    }
+
     /// The metric this quantiser was calibrated for.
     pub fn metric(&self) -> Metric {
         self.metric

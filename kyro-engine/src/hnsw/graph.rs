@@ -9,7 +9,8 @@ use rayon::prelude::*;
 
 use super::layout::Storage;
 use super::search::{
-    greedy_closest, score_sorted, search_layer, select_neighbors, Candidate, SearchScratch,
+    greedy_closest, prefetch_row, score_sorted, search_graph, search_layer, select_neighbors,
+    Candidate, GraphQuery, SearchScratch,
 };
 use crate::distance::{prepare_vector, prepared_distance, ScalarQuantizer};
 use crate::error::EngineError;
@@ -25,10 +26,6 @@ const CALIBRATION_ROWS: usize = 20_000;
 
 /// Initial capacity of an index created empty.
 const INITIAL_CAPACITY: usize = 1024;
-
-/// Cache lines of a vector prefetched ahead of its distance computation: the
-/// whole row of a 384-d `f32` vector (measured best; see `docs/benchmarks.md`).
-const PREFETCH_LINES: usize = 24;
 
 /// Inserts between two progress reports of a bulk build.
 const PROGRESS_EVERY: usize = 256;
@@ -47,6 +44,27 @@ pub struct Consolidation {
     pub repaired_nodes: usize,
     /// Slots of deleted points now free for new inserts.
     pub freed_slots: usize,
+}
+
+/// A consistent copy of an index's arrays, handed to a segment writer by
+/// [`HnswIndex::export`]. Vectors are borrowed (they are large); the graph
+/// arrays are copied out of their atomics.
+pub struct GraphExport<'a> {
+    pub(crate) metric: crate::distance::Metric,
+    pub(crate) dim: usize,
+    pub(crate) m: usize,
+    pub(crate) m0: usize,
+    pub(crate) entry: Option<(u32, usize)>,
+    pub(crate) nodes: usize,
+    pub(crate) quantizer: Option<ScalarQuantizer>,
+    pub(crate) vectors: &'a [f32],
+    pub(crate) quantized: Option<&'a [i8]>,
+    pub(crate) labels: Vec<u64>,
+    pub(crate) deleted: Vec<u64>,
+    pub(crate) levels: Vec<u8>,
+    pub(crate) links0: Vec<u32>,
+    pub(crate) upper_start: Vec<u32>,
+    pub(crate) upper: Vec<u32>,
 }
 
 /// A hierarchical navigable small-world graph over `f32` vectors.
@@ -436,40 +454,6 @@ impl HnswIndex {
         scratch.selected = selected;
     }
 
-    /// Greedy descent through the upper layers, then a layer-0 search of
-    /// width `ef`; leaves the accepted candidates in `scratch.results`.
-    #[allow(clippy::too_many_arguments)]
-    fn walk(
-        &self,
-        storage: &Storage,
-        entry: EntryPoint,
-        ef: usize,
-        distance: &impl Fn(u32) -> f32,
-        prefetch: &impl Fn(u32),
-        accept: &impl Fn(u32) -> bool,
-        scratch: &mut SearchScratch,
-    ) {
-        let links = &storage.links;
-        let mut closest = Candidate {
-            distance: distance(entry.node),
-            node: entry.node,
-        };
-        for layer in (1..=entry.level).rev() {
-            closest = greedy_closest(links, closest, layer, distance, scratch);
-        }
-        search_layer(
-            links,
-            &[closest],
-            0,
-            ef,
-            storage.capacity(),
-            distance,
-            prefetch,
-            accept,
-            scratch,
-        );
-    }
-
     /// Sorts `candidates`, drops any whose slot no longer holds its label's
     /// current point (an upsert or delete raced with this search), and keeps
     /// the first `k`.
@@ -487,6 +471,35 @@ impl HnswIndex {
             })
             .take(k)
             .collect()
+    }
+
+    /// Calls `write` with a consistent copy of the index, holding the storage
+    /// lock exclusively meanwhile (inserts and searches wait).
+    pub fn export<E>(
+        &self,
+        write: &mut dyn FnMut(GraphExport<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let storage = self.storage.write();
+        let entry = *self.entry.read();
+        let nodes = storage.slots_used();
+        let (levels, links0, upper_start, upper) = storage.links.export(nodes);
+        write(GraphExport {
+            metric: self.config.metric,
+            dim: self.config.dim,
+            m: storage.links.m(),
+            m0: storage.links.m0(),
+            entry: entry.map(|e| (e.node, e.level)),
+            nodes,
+            quantizer: self.quantizer,
+            vectors: storage.points.vectors.rows(nodes),
+            quantized: storage.points.quantized.as_ref().map(|q| q.rows(nodes)),
+            labels: storage.points.labels_of(nodes),
+            deleted: storage.points.deleted_words(nodes),
+            levels,
+            links0,
+            upper_start,
+            upper,
+        })
     }
 
     /// Repairs the graph around deleted points and frees their slots.
@@ -643,58 +656,22 @@ impl VectorIndex for HnswIndex {
         let Some(entry) = *self.entry.read() else {
             return Ok(Vec::new());
         };
-        let metric = self.config.metric;
-        let points = &storage.points;
-        let accept = |node: u32| !points.is_deleted(node) && params.filter.is_none_or(|f| f(node));
-        let exact =
-            |node: u32| prepared_distance(metric, &prepared, points.vectors.row(node as usize));
-        let mut scratch = self.take_scratch();
-        let mut found: Vec<Candidate> = match (&self.quantizer, &points.quantized) {
-            (Some(quantizer), Some(quantized)) => {
-                let query_i8 = quantizer.quantize(&prepared);
-                let approx =
-                    |node: u32| quantizer.distance(&query_i8, quantized.row(node as usize));
-                let prefetch =
-                    |node: u32| prefetch_row(quantized.row_ptr(node as usize), self.config.dim);
-                self.walk(
-                    &storage,
-                    entry,
-                    ef,
-                    &approx,
-                    &prefetch,
-                    &accept,
-                    &mut scratch,
-                );
-                // Rescore every traversal candidate exactly: i8 only ranks.
-                // Their f32 rows are cold in cache: start every load first.
-                for c in scratch.results.iter() {
-                    prefetch_row(points.vectors.row_ptr(c.node as usize), 4 * self.config.dim);
-                }
-                scratch
-                    .results
-                    .drain()
-                    .map(|c| Candidate {
-                        distance: exact(c.node),
-                        node: c.node,
-                    })
-                    .collect()
-            }
-            _ => {
-                let prefetch = |node: u32| {
-                    prefetch_row(points.vectors.row_ptr(node as usize), 4 * self.config.dim)
-                };
-                self.walk(
-                    &storage,
-                    entry,
-                    ef,
-                    &exact,
-                    &prefetch,
-                    &accept,
-                    &mut scratch,
-                );
-                scratch.results.drain().collect()
-            }
+        let query = GraphQuery {
+            metric: self.config.metric,
+            vector: &prepared,
+            quantizer: self.quantizer.as_ref(),
+            ef,
+            filter: params.filter,
         };
+        let mut scratch = self.take_scratch();
+        let mut found = search_graph(
+            &storage.links,
+            &storage.points,
+            (entry.node, entry.level),
+            storage.capacity(),
+            &query,
+            &mut scratch,
+        );
         self.return_scratch(scratch);
         Ok(self.finish(&storage, &mut found, params.k))
     }
@@ -773,29 +750,6 @@ fn calibrate_on_rows(
         sample.extend_from_slice(&prepared);
     }
     Ok(ScalarQuantizer::calibrate(config.metric, dim, &sample))
-}
-
-/// Asks the CPU to start loading the first `bytes` bytes at `ptr` (at most
-/// [`PREFETCH_LINES`] cache lines); a hint only.
-#[inline]
-fn prefetch_row<T>(ptr: *const T, bytes: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let lines = bytes.div_ceil(64).min(PREFETCH_LINES);
-        for line in 0..lines {
-            // SAFETY: prefetch never faults, whatever the address; SSE is part
-            // of the x86_64 baseline. `wrapping_add` computes the address
-            // without asserting it is in bounds.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch(
-                    (ptr as *const i8).wrapping_add(line * 64),
-                    std::arch::x86_64::_MM_HINT_T0,
-                );
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (ptr, bytes);
 }
 
 /// SplitMix64: a tiny, well-mixed hash used to derive independent random

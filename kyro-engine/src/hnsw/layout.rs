@@ -29,6 +29,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
+use super::search::PointRows;
+
 /// Value of `upper_start` for a node with no upper layers.
 const NO_UPPER: u32 = u32::MAX;
 
@@ -97,6 +99,15 @@ impl<T: Copy + Default> RowSlab<T> {
         // SAFETY: `UnsafeCell<T>` has the layout of `T`; the row is in bounds
         // and, by the write-once contract, not being written.
         unsafe { std::slice::from_raw_parts(cells.as_ptr() as *const T, self.width) }
+    }
+
+    /// The first `rows` rows as one slice. The caller holds the index's
+    /// exclusive storage lock, so no row is being written.
+    pub(crate) fn rows(&self, rows: usize) -> &[T] {
+        let cells = &self.cells[..(rows * self.width).min(self.cells.len())];
+        // SAFETY: `UnsafeCell<T>` has the layout of `T`; the range is in
+        // bounds and, under the exclusive lock, not being written.
+        unsafe { std::slice::from_raw_parts(cells.as_ptr() as *const T, cells.len()) }
     }
 
     /// Address of row `row`, for prefetching.
@@ -183,11 +194,44 @@ impl PointTable {
         }
     }
 
+    /// Labels of the first `slots` slots.
+    pub(crate) fn labels_of(&self, slots: usize) -> Vec<u64> {
+        self.labels[..slots]
+            .iter()
+            .map(|l| l.load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// Deleted bitmap words covering the first `slots` slots.
+    pub(crate) fn deleted_words(&self, slots: usize) -> Vec<u64> {
+        self.deleted[..slots.div_ceil(64)]
+            .iter()
+            .map(|w| w.load(Ordering::Acquire))
+            .collect()
+    }
+
     fn bytes(&self) -> usize {
         self.vectors.bytes()
             + self.quantized.as_ref().map_or(0, RowSlab::bytes)
             + self.labels.len() * 8
             + self.deleted.len() * 8
+    }
+}
+
+impl PointRows for PointTable {
+    #[inline]
+    fn f32_row(&self, node: u32) -> &[f32] {
+        self.vectors.row(node as usize)
+    }
+
+    #[inline]
+    fn i8_row(&self, node: u32) -> Option<&[i8]> {
+        self.quantized.as_ref().map(|q| q.row(node as usize))
+    }
+
+    #[inline]
+    fn is_deleted(&self, node: u32) -> bool {
+        PointTable::is_deleted(self, node)
     }
 }
 
@@ -331,6 +375,48 @@ impl GraphLinks {
         self.levels.len()
             + (self.links0.len() + self.upper_start.len() + self.upper.len()) * 4
             + self.node_locks.len() * std::mem::size_of::<Mutex<()>>()
+    }
+
+    /// Plain copies of the first `slots` nodes' levels, layer-0 records,
+    /// upper starts, and the used upper records, for writing to a file.
+    pub(crate) fn export(&self, slots: usize) -> (Vec<u8>, Vec<u32>, Vec<u32>, Vec<u32>) {
+        let load = |a: &AtomicU32| a.load(Ordering::Acquire);
+        let used = self
+            .upper_used
+            .load(Ordering::Acquire)
+            .min(self.upper_records());
+        (
+            self.levels[..slots]
+                .iter()
+                .map(|l| l.load(Ordering::Acquire))
+                .collect(),
+            self.links0[..slots * (1 + self.m0)]
+                .iter()
+                .map(load)
+                .collect(),
+            self.upper_start[..slots]
+                .iter()
+                .zip(&self.levels[..slots])
+                // A level-0 node's start is meaningless; write 0, not the
+                // in-memory "none" marker, so every start is a valid index.
+                .map(|(s, l)| {
+                    if l.load(Ordering::Acquire) == 0 {
+                        0
+                    } else {
+                        load(s)
+                    }
+                })
+                .collect(),
+            self.upper[..used * (1 + self.m)].iter().map(load).collect(),
+        )
+    }
+
+    pub(crate) fn m(&self) -> usize {
+        self.m
+    }
+
+    pub(crate) fn m0(&self) -> usize {
+        self.m0
     }
 
     fn upper_records(&self) -> usize {

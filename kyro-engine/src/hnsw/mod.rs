@@ -7,9 +7,9 @@
 
 mod graph;
 mod layout;
-mod search;
+pub(crate) mod search;
 
-pub use graph::{Consolidation, HnswIndex};
+pub use graph::{Consolidation, GraphExport, HnswIndex};
 
 use crate::error::EngineError;
 

@@ -6,6 +6,47 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use super::layout::GraphLinks;
+use crate::distance::{prepared_distance, Metric, ScalarQuantizer};
+use crate::index::InternalFilter;
+
+/// Cache lines of a vector prefetched ahead of its distance computation: the
+/// whole row of a 384-d `f32` vector (measured best; see `docs/benchmarks.md`).
+const PREFETCH_LINES: usize = 24;
+
+/// The vectors and deleted flags of the points a graph links, wherever they
+/// live: the in-memory point table or a sealed segment's mmap.
+pub(crate) trait PointRows {
+    /// The prepared `f32` vector of `node`.
+    fn f32_row(&self, node: u32) -> &[f32];
+    /// The `i8` copy of `node`'s vector, when the points are quantised.
+    fn i8_row(&self, node: u32) -> Option<&[i8]>;
+    /// Whether `node` was deleted (it still routes, but is never returned).
+    fn is_deleted(&self, node: u32) -> bool;
+}
+
+/// One query against one graph, the vector already prepared.
+pub(crate) struct GraphQuery<'a> {
+    pub(crate) metric: Metric,
+    pub(crate) vector: &'a [f32],
+    /// Traverse with `i8` distances when set (and the points have `i8` rows).
+    pub(crate) quantizer: Option<&'a ScalarQuantizer>,
+    pub(crate) ef: usize,
+    pub(crate) filter: Option<InternalFilter<'a>>,
+}
+
+/// Read access to a graph's neighbour lists, wherever they live: the mutable
+/// in-memory arrays ([`GraphLinks`]) or a sealed segment's mmap.
+pub(crate) trait NeighborLists {
+    /// Replaces `out` with `node`'s neighbours on `level`.
+    fn neighbors_into(&self, node: u32, level: usize, out: &mut Vec<u32>);
+}
+
+impl NeighborLists for GraphLinks {
+    #[inline]
+    fn neighbors_into(&self, node: u32, level: usize, out: &mut Vec<u32>) {
+        GraphLinks::neighbors_into(self, node, level, out);
+    }
+}
 
 /// How many neighbours ahead of the one being scored have their vectors
 /// prefetched. Measured on 384-d MiniLM vectors (`docs/benchmarks.md`): all
@@ -106,7 +147,7 @@ impl SearchScratch {
 
 /// Walks `level` greedily from `start` to the closest node it can reach.
 pub(crate) fn greedy_closest(
-    links: &GraphLinks,
+    links: &impl NeighborLists,
     mut best: Candidate,
     level: usize,
     distance: &impl Fn(u32) -> f32,
@@ -136,7 +177,7 @@ pub(crate) fn greedy_closest(
 /// without ever being returned: the search keeps walking through them.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn search_layer(
-    links: &GraphLinks,
+    links: &impl NeighborLists,
     entries: &[Candidate],
     level: usize,
     ef: usize,
@@ -239,4 +280,136 @@ pub(crate) fn select_neighbors(
             selected.push(candidate);
         }
     }
+}
+
+/// A whole query: greedy descent from `entry` (node, top level), a layer-0
+/// search of width `ef`, and — when traversal used `i8` distances — exact
+/// `f32` rescoring of every candidate. Returns live, filter-passing candidates
+/// with exact distances, unsorted.
+pub(crate) fn search_graph(
+    links: &impl NeighborLists,
+    points: &impl PointRows,
+    entry: (u32, usize),
+    capacity: usize,
+    query: &GraphQuery<'_>,
+    scratch: &mut SearchScratch,
+) -> Vec<Candidate> {
+    let accept = |node: u32| !points.is_deleted(node) && query.filter.is_none_or(|f| f(node));
+    let exact = |node: u32| prepared_distance(query.metric, query.vector, points.f32_row(node));
+    let prefetch_f32 = |node: u32| prefetch_slice(points.f32_row(node));
+    let quantized = query.quantizer.filter(|_| points.i8_row(entry.0).is_some());
+    match quantized {
+        Some(quantizer) => {
+            let query_i8 = quantizer.quantize(query.vector);
+            let approx = |node: u32| {
+                points
+                    .i8_row(node)
+                    .map_or(f32::INFINITY, |row| quantizer.distance(&query_i8, row))
+            };
+            let prefetch_i8 = |node: u32| {
+                if let Some(row) = points.i8_row(node) {
+                    prefetch_slice(row);
+                }
+            };
+            descend_and_search(
+                links,
+                entry,
+                capacity,
+                query.ef,
+                &approx,
+                &prefetch_i8,
+                &accept,
+                scratch,
+            );
+            // Rescore every traversal candidate exactly: i8 only ranks. Their
+            // f32 rows are cold in cache: start every load first.
+            for c in scratch.results.iter() {
+                prefetch_f32(c.node);
+            }
+            scratch
+                .results
+                .drain()
+                .map(|c| Candidate {
+                    distance: exact(c.node),
+                    node: c.node,
+                })
+                .collect()
+        }
+        None => {
+            descend_and_search(
+                links,
+                entry,
+                capacity,
+                query.ef,
+                &exact,
+                &prefetch_f32,
+                &accept,
+                scratch,
+            );
+            scratch.results.drain().collect()
+        }
+    }
+}
+
+/// Greedy descent through the upper layers from `entry` (node, top level),
+/// then a layer-0 search of width `ef`; leaves the accepted candidates in
+/// `scratch.results`. Generic (not `dyn`) so each distance is a direct call.
+#[allow(clippy::too_many_arguments)]
+fn descend_and_search(
+    links: &impl NeighborLists,
+    entry: (u32, usize),
+    capacity: usize,
+    ef: usize,
+    distance: &impl Fn(u32) -> f32,
+    prefetch: &impl Fn(u32),
+    accept: &impl Fn(u32) -> bool,
+    scratch: &mut SearchScratch,
+) {
+    let mut closest = Candidate {
+        distance: distance(entry.0),
+        node: entry.0,
+    };
+    for layer in (1..=entry.1).rev() {
+        closest = greedy_closest(links, closest, layer, distance, scratch);
+    }
+    search_layer(
+        links,
+        &[closest],
+        0,
+        ef,
+        capacity,
+        distance,
+        prefetch,
+        accept,
+        scratch,
+    );
+}
+
+/// Prefetches the start of `row` (up to [`PREFETCH_LINES`] cache lines).
+#[inline]
+fn prefetch_slice<T>(row: &[T]) {
+    prefetch_row(row.as_ptr(), std::mem::size_of_val(row));
+}
+
+/// Asks the CPU to start loading the first `bytes` bytes at `ptr` (at most
+/// [`PREFETCH_LINES`] cache lines); a hint only.
+#[inline]
+pub(crate) fn prefetch_row<T>(ptr: *const T, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let lines = bytes.div_ceil(64).min(PREFETCH_LINES);
+        for line in 0..lines {
+            // SAFETY: prefetch never faults, whatever the address; SSE is part
+            // of the x86_64 baseline. `wrapping_add` computes the address
+            // without asserting it is in bounds.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(
+                    (ptr as *const i8).wrapping_add(line * 64),
+                    std::arch::x86_64::_MM_HINT_T0,
+                );
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, bytes);
 }

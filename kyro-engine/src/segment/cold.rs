@@ -1,0 +1,411 @@
+//! [`ColdSegment`]: an HNSW index sealed into files and searched from mmap.
+//!
+//! A segment directory holds five files (see `docs/storage.md`):
+//! `graph.hnsw`, `vectors.f32`, `vectors.i8` (only when quantised), `ids.u64`
+//! and `deleted.bits`. Opening maps them, verifies headers and checksums, and
+//! checks every link and offset once, so that searching afterwards can index
+//! the arrays without any further checks failing. Nothing is rebuilt.
+
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+
+use super::file::{write_file, FileKind, MappedFile, SegmentError};
+use crate::distance::{Metric, ScalarQuantizer};
+use crate::error::EngineError;
+use crate::hnsw::search::{search_graph, GraphQuery, NeighborLists, PointRows, SearchScratch};
+use crate::hnsw::{GraphExport, HnswIndex};
+use crate::index::{Neighbor, SearchParams};
+
+const GRAPH_FILE: &str = "graph.hnsw";
+const VECTORS_F32_FILE: &str = "vectors.f32";
+const VECTORS_I8_FILE: &str = "vectors.i8";
+const IDS_FILE: &str = "ids.u64";
+const DELETED_FILE: &str = "deleted.bits";
+
+/// `u64` words of parameters at the start of the graph payload.
+const META_WORDS: usize = 16;
+
+/// Where each array sits inside the graph payload (byte offsets).
+#[derive(Debug, Clone, Copy)]
+struct GraphSections {
+    levels: usize,
+    links0: usize,
+    upper_start: usize,
+    upper: usize,
+    upper_records: usize,
+}
+
+impl GraphSections {
+    fn new(nodes: usize, m0: usize) -> Self {
+        let levels = META_WORDS * 8;
+        let links0 = levels + nodes.next_multiple_of(4);
+        let upper_start = links0 + nodes * (1 + m0) * 4;
+        let upper = upper_start + nodes * 4;
+        Self {
+            levels,
+            links0,
+            upper_start,
+            upper,
+            upper_records: 0,
+        }
+    }
+}
+
+/// An immutable HNSW segment searched straight from memory-mapped files.
+pub struct ColdSegment {
+    dir: PathBuf,
+    metric: Metric,
+    dim: usize,
+    m: usize,
+    m0: usize,
+    entry: Option<(u32, usize)>,
+    nodes: usize,
+    live: usize,
+    quantizer: Option<ScalarQuantizer>,
+    sections: GraphSections,
+    graph: MappedFile,
+    vectors: MappedFile,
+    quantized: Option<MappedFile>,
+    ids: MappedFile,
+    deleted: MappedFile,
+    scratch_pool: Mutex<Vec<SearchScratch>>,
+}
+
+impl ColdSegment {
+    /// Writes `index` as a segment into `dir` (created if missing). The index
+    /// is read under its storage lock, so the segment is a consistent copy.
+    pub fn write(index: &HnswIndex, dir: &Path) -> Result<(), SegmentError> {
+        std::fs::create_dir_all(dir).map_err(|e| SegmentError::io(dir, e))?;
+        index.export(&mut |export: GraphExport<'_>| write_export(&export, dir))
+    }
+
+    /// Opens the segment in `dir`, verifying every file.
+    pub fn open(dir: &Path) -> Result<Self, SegmentError> {
+        let graph = MappedFile::open(&dir.join(GRAPH_FILE), FileKind::Graph)?;
+        let corrupt = |reason: String| SegmentError::corrupt(graph.path(), reason);
+        let meta: &[u64] = graph.section(0, META_WORDS)?;
+        let metric = match meta[0] {
+            1 => Metric::Cosine,
+            2 => Metric::Dot,
+            3 => Metric::L2,
+            other => return Err(corrupt(format!("unknown metric code {other}"))),
+        };
+        let to_usize = |v: u64, what: &str| {
+            usize::try_from(v).map_err(|_| corrupt(format!("{what} {v} out of range")))
+        };
+        let dim = to_usize(meta[1], "dim")?;
+        let m = to_usize(meta[2], "m")?;
+        let m0 = to_usize(meta[3], "m0")?;
+        let nodes = to_usize(meta[7], "nodes")?;
+        if dim == 0 || m == 0 || m0 == 0 || nodes > u32::MAX as usize {
+            return Err(corrupt(format!(
+                "bad parameters dim={dim} m={m} m0={m0} nodes={nodes}"
+            )));
+        }
+        let entry = (meta[4] == 1).then_some((meta[5] as u32, meta[6] as usize));
+        let quantizer = (meta[11] == 1).then(|| {
+            ScalarQuantizer::from_parameters(
+                metric,
+                f32::from_bits(meta[9] as u32),
+                f32::from_bits(meta[10] as u32),
+            )
+        });
+        let mut sections = GraphSections::new(nodes, m0);
+        sections.upper_records = to_usize(meta[8], "upper records")?;
+
+        let vectors = open_rows(
+            &dir.join(VECTORS_F32_FILE),
+            FileKind::VectorsF32,
+            nodes,
+            dim,
+        )?;
+        let quantized = match quantizer {
+            Some(_) => Some(open_rows(
+                &dir.join(VECTORS_I8_FILE),
+                FileKind::VectorsI8,
+                nodes,
+                dim,
+            )?),
+            None => None,
+        };
+        let ids = open_rows(&dir.join(IDS_FILE), FileKind::Ids, nodes, 1)?;
+        let deleted = MappedFile::open(&dir.join(DELETED_FILE), FileKind::Deleted)?;
+        deleted.section::<u64>(0, nodes.div_ceil(64))?;
+
+        let segment = Self {
+            dir: dir.to_path_buf(),
+            metric,
+            dim,
+            m,
+            m0,
+            entry,
+            nodes,
+            live: 0,
+            quantizer,
+            sections,
+            graph,
+            vectors,
+            quantized,
+            ids,
+            deleted,
+            scratch_pool: Mutex::new(Vec::new()),
+        };
+        segment.check_graph()?;
+        let live = (0..nodes as u32)
+            .filter(|&n| !segment.is_deleted_bit(n))
+            .count();
+        Ok(Self { live, ..segment })
+    }
+
+    /// Checks that every level, offset, count and link of the graph is in
+    /// range, so that searches never index out of bounds.
+    fn check_graph(&self) -> Result<(), SegmentError> {
+        let corrupt = |reason: String| SegmentError::corrupt(self.graph.path(), reason);
+        let s = self.sections;
+        let levels: &[u8] = self.graph.section(s.levels, self.nodes)?;
+        let links0: &[u32] = self.graph.section(s.links0, self.nodes * (1 + self.m0))?;
+        let upper_start: &[u32] = self.graph.section(s.upper_start, self.nodes)?;
+        let upper: &[u32] = self
+            .graph
+            .section(s.upper, s.upper_records * (1 + self.m))?;
+        let bad_link = |ids: &[u32]| ids.iter().any(|&id| id as usize >= self.nodes);
+        for node in 0..self.nodes {
+            let record = &links0[node * (1 + self.m0)..(node + 1) * (1 + self.m0)];
+            if record[0] as usize > self.m0 || bad_link(&record[1..=record[0] as usize]) {
+                return Err(corrupt(format!("node {node}: bad layer-0 list")));
+            }
+            let level = usize::from(levels[node]);
+            if level == 0 {
+                continue;
+            }
+            let first = upper_start[node] as usize;
+            if first + level > s.upper_records {
+                return Err(corrupt(format!("node {node}: upper records out of range")));
+            }
+            for l in 0..level {
+                let record = &upper[(first + l) * (1 + self.m)..(first + l + 1) * (1 + self.m)];
+                if record[0] as usize > self.m || bad_link(&record[1..=record[0] as usize]) {
+                    return Err(corrupt(format!("node {node}: bad layer-{} list", l + 1)));
+                }
+            }
+        }
+        if let Some((node, level)) = self.entry {
+            if node as usize >= self.nodes || usize::from(levels[node as usize]) != level {
+                return Err(corrupt(format!(
+                    "entry point {node} at level {level} is not in the graph"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The segment's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The metric the segment's distances use.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Live (not deleted) points.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no live point is stored.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The `k` nearest live points to `query` that pass the filter.
+    pub fn search_with(
+        &self,
+        query: &[f32],
+        params: &SearchParams<'_>,
+    ) -> Result<Vec<Neighbor>, EngineError> {
+        params.validate()?;
+        let mut prepared = Vec::with_capacity(self.dim);
+        crate::distance::prepare_vector(self.metric, self.dim, query, &mut prepared)?;
+        let Some(entry) = self.entry else {
+            return Ok(Vec::new());
+        };
+        let graph_query = GraphQuery {
+            metric: self.metric,
+            vector: &prepared,
+            quantizer: self.quantizer.as_ref(),
+            ef: params.ef.max(params.k),
+            filter: params.filter,
+        };
+        let mut scratch = self
+            .scratch_pool
+            .lock()
+            .pop()
+            .unwrap_or_else(SearchScratch::new);
+        let mut found = search_graph(self, self, entry, self.nodes, &graph_query, &mut scratch);
+        self.scratch_pool.lock().push(scratch);
+        found.sort_unstable();
+        let ids: &[u64] = self.ids.section(0, self.nodes).unwrap_or_default();
+        Ok(found
+            .iter()
+            .take(params.k)
+            .filter_map(|c| {
+                ids.get(c.node as usize).map(|&id| Neighbor {
+                    id,
+                    distance: c.distance,
+                })
+            })
+            .collect())
+    }
+
+    fn is_deleted_bit(&self, node: u32) -> bool {
+        let words: &[u64] = self
+            .deleted
+            .section(0, self.nodes.div_ceil(64))
+            .unwrap_or_default();
+        words
+            .get(node as usize / 64)
+            .is_some_and(|w| w & (1 << (node % 64)) != 0)
+    }
+}
+
+impl NeighborLists for ColdSegment {
+    fn neighbors_into(&self, node: u32, level: usize, out: &mut Vec<u32>) {
+        out.clear();
+        let s = self.sections;
+        // Validated at open: these sections exist and every count and link is
+        // in range, so the fallbacks below never trigger.
+        let record: &[u32] = if level == 0 {
+            let width = 1 + self.m0;
+            self.graph
+                .section(s.links0 + node as usize * width * 4, width)
+                .unwrap_or_default()
+        } else {
+            let starts: &[u32] = self
+                .graph
+                .section(s.upper_start, self.nodes)
+                .unwrap_or_default();
+            let first = starts.get(node as usize).map_or(0, |&f| f as usize);
+            let width = 1 + self.m;
+            self.graph
+                .section(s.upper + (first + level - 1) * width * 4, width)
+                .unwrap_or_default()
+        };
+        if let Some((&count, ids)) = record.split_first() {
+            out.extend_from_slice(&ids[..(count as usize).min(ids.len())]);
+        }
+    }
+}
+
+impl PointRows for ColdSegment {
+    fn f32_row(&self, node: u32) -> &[f32] {
+        self.vectors
+            .section(node as usize * self.dim * 4, self.dim)
+            .unwrap_or_default()
+    }
+
+    fn i8_row(&self, node: u32) -> Option<&[i8]> {
+        self.quantized
+            .as_ref()
+            .and_then(|q| q.section(node as usize * self.dim, self.dim).ok())
+    }
+
+    fn is_deleted(&self, node: u32) -> bool {
+        self.is_deleted_bit(node)
+    }
+}
+
+fn open_rows(
+    path: &Path,
+    kind: FileKind,
+    rows: usize,
+    width: usize,
+) -> Result<MappedFile, SegmentError> {
+    let file = MappedFile::open(path, kind)?;
+    if file.rows() != rows as u64 || file.width() != width as u64 {
+        return Err(SegmentError::corrupt(
+            path,
+            format!(
+                "{}×{} rows, the graph expects {rows}×{width}",
+                file.rows(),
+                file.width()
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+fn write_export(export: &GraphExport<'_>, dir: &Path) -> Result<(), SegmentError> {
+    let nodes = export.nodes;
+    let dim = export.dim;
+    write_file(
+        &dir.join(VECTORS_F32_FILE),
+        FileKind::VectorsF32,
+        nodes as u64,
+        dim as u64,
+        bytemuck::cast_slice(export.vectors),
+    )?;
+    if let Some(q) = export.quantized {
+        write_file(
+            &dir.join(VECTORS_I8_FILE),
+            FileKind::VectorsI8,
+            nodes as u64,
+            dim as u64,
+            bytemuck::cast_slice(q),
+        )?;
+    }
+    write_file(
+        &dir.join(IDS_FILE),
+        FileKind::Ids,
+        nodes as u64,
+        1,
+        bytemuck::cast_slice(&export.labels),
+    )?;
+    write_file(
+        &dir.join(DELETED_FILE),
+        FileKind::Deleted,
+        nodes as u64,
+        1,
+        bytemuck::cast_slice(&export.deleted),
+    )?;
+
+    let mut meta = [0u64; META_WORDS];
+    meta[0] = match export.metric {
+        Metric::Cosine => 1,
+        Metric::Dot => 2,
+        Metric::L2 => 3,
+    };
+    meta[1] = dim as u64;
+    meta[2] = export.m as u64;
+    meta[3] = export.m0 as u64;
+    if let Some((node, level)) = export.entry {
+        meta[4] = 1;
+        meta[5] = u64::from(node);
+        meta[6] = level as u64;
+    }
+    meta[7] = nodes as u64;
+    meta[8] = (export.upper.len() / (1 + export.m)) as u64;
+    if let Some(q) = export.quantizer {
+        let (offset, scale) = q.parameters();
+        meta[9] = u64::from(offset.to_bits());
+        meta[10] = u64::from(scale.to_bits());
+        meta[11] = 1;
+    }
+    let sections = GraphSections::new(nodes, export.m0);
+    let mut payload = Vec::with_capacity(sections.upper + export.upper.len() * 4);
+    payload.extend_from_slice(bytemuck::cast_slice(&meta));
+    payload.extend_from_slice(&export.levels);
+    payload.resize(sections.links0, 0);
+    payload.extend_from_slice(bytemuck::cast_slice(&export.links0));
+    payload.extend_from_slice(bytemuck::cast_slice(&export.upper_start));
+    payload.extend_from_slice(bytemuck::cast_slice(&export.upper));
+    write_file(
+        &dir.join(GRAPH_FILE),
+        FileKind::Graph,
+        nodes as u64,
+        1,
+        &payload,
+    )
+}
