@@ -318,6 +318,12 @@ impl GraphLinks {
         }
     }
 
+    /// `node`'s layer-0 record, for prefetching.
+    #[inline]
+    pub(crate) fn layer0_record(&self, node: u32) -> &[AtomicU32] {
+        self.record(node, 0)
+    }
+
     /// Appends `node`'s neighbours on `level` to `out` (cleared first).
     #[inline]
     pub(crate) fn neighbors_into(&self, node: u32, level: usize, out: &mut Vec<u32>) {

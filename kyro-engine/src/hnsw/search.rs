@@ -39,12 +39,21 @@ pub(crate) struct GraphQuery<'a> {
 pub(crate) trait NeighborLists {
     /// Replaces `out` with `node`'s neighbours on `level`.
     fn neighbors_into(&self, node: u32, level: usize, out: &mut Vec<u32>);
+
+    /// Hints that `node`'s layer-0 list is about to be read.
+    fn prefetch_layer0(&self, _node: u32) {}
 }
 
 impl NeighborLists for GraphLinks {
     #[inline]
     fn neighbors_into(&self, node: u32, level: usize, out: &mut Vec<u32>) {
         GraphLinks::neighbors_into(self, node, level, out);
+    }
+
+    #[inline]
+    fn prefetch_layer0(&self, node: u32) {
+        let record = self.layer0_record(node);
+        prefetch_row(record.as_ptr(), std::mem::size_of_val(record));
     }
 }
 
@@ -237,6 +246,10 @@ pub(crate) fn search_layer(
                     }
                 }
             }
+        }
+        // The next node to expand is known now: start loading its list.
+        if let Some(Reverse(next)) = scratch.candidates.peek() {
+            links.prefetch_layer0(next.node);
         }
     }
 }
