@@ -21,6 +21,13 @@ pub enum EngineError {
     /// `vectors` is not a whole number of rows, or `ids` has another length.
     #[error("vectors: {reason}")]
     InvalidBatch { reason: String },
+    /// A payload field (named by its key, e.g. `payload.tags`) breaks a rule:
+    /// wrong type, too long, too many entries.
+    #[error("{field}: {reason}")]
+    InvalidPayload { field: String, reason: String },
+    /// A filter is malformed: `path` says where (e.g. `filter.and[1].range`).
+    #[error("{path}: {reason}")]
+    InvalidFilter { path: String, reason: String },
     /// The index cannot hold more points (internal ids are 32-bit).
     #[error("index is full: {capacity} points")]
     CapacityExceeded { capacity: usize },
