@@ -10,6 +10,8 @@
 //! - [`hnsw`]: the graph index.
 //! - [`flat`]: the exact index.
 //! - [`segment`]: immutable on-disk segments searched from mmap.
+//! - [`payload`]: point payloads, the filter language, and the payload index
+//!   that evaluates filters to bitmaps of point ids.
 //! - [`error`]: the engine's error type, [`EngineError`].
 
 pub mod distance;
@@ -17,6 +19,7 @@ pub mod error;
 pub mod flat;
 pub mod hnsw;
 pub mod index;
+pub mod payload;
 pub mod segment;
 
 pub use distance::{Metric, ScalarQuantizer};
@@ -26,3 +29,4 @@ pub use hnsw::{Consolidation, HnswIndex, HnswParams};
 pub use index::{
     IndexConfig, InternalFilter, MemoryUsage, Neighbor, Quantization, SearchParams, VectorIndex,
 };
+pub use payload::{Filter, FilterValue, Payload, PayloadIndex, PayloadValue, Range};
