@@ -227,3 +227,42 @@ fn corrupt(field: &str, reason: String) -> EngineError {
         reason: format!("corrupt encoding: {reason}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_bytes_are_as_documented_in_storage_md() {
+        let payload = Payload::new()
+            .with("b", true)
+            .with("a", 1_i64)
+            .with("c", vec!["x", "yz"]);
+        let mut want = vec![1u8, 3, 0, 0, 0];
+        want.extend([1, 0, 0, 0, b'a', TAG_INTEGER, 1, 0, 0, 0, 0, 0, 0, 0]);
+        want.extend([1, 0, 0, 0, b'b', TAG_BOOL, 1]);
+        want.extend([1, 0, 0, 0, b'c', TAG_STRING_LIST, 2, 0, 0, 0]);
+        want.extend([1, 0, 0, 0, b'x', 2, 0, 0, 0, b'y', b'z']);
+        assert_eq!(payload.encode(), want);
+        assert_eq!(payload.encoded_len(), want.len());
+    }
+
+    #[test]
+    fn keys_out_of_order_are_refused() {
+        let mut bytes = vec![1u8, 2, 0, 0, 0];
+        bytes.extend([1, 0, 0, 0, b'b', TAG_BOOL, 0]);
+        bytes.extend([1, 0, 0, 0, b'a', TAG_BOOL, 0]);
+        assert!(Payload::decode(&bytes).is_err());
+        bytes[10..17].copy_from_slice(&[1, 0, 0, 0, b'b', TAG_BOOL, 1]);
+        assert!(Payload::decode(&bytes).is_err(), "repeated key");
+    }
+
+    #[test]
+    fn a_bool_byte_other_than_0_or_1_names_the_field() {
+        let bytes = [1u8, 1, 0, 0, 0, 1, 0, 0, 0, b'f', TAG_BOOL, 2];
+        match Payload::decode(&bytes) {
+            Err(EngineError::InvalidPayload { field, .. }) => assert_eq!(field, "payload.f"),
+            other => panic!("expected InvalidPayload, got {other:?}"),
+        }
+    }
+}

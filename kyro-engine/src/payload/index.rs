@@ -132,14 +132,17 @@ impl PayloadIndex {
             .map(|condition| (self.rough_count(condition, universe.len()), condition))
             .collect();
         ordered.sort_by_key(|(count, _)| *count);
-        let mut matched = universe.clone();
+        // `None` until the first condition narrows the universe, so the
+        // universe (possibly every point) is never copied.
+        let mut matched: Option<RoaringBitmap> = None;
         for (_, condition) in ordered {
-            if matched.is_empty() {
+            let within = matched.as_ref().unwrap_or(universe);
+            if within.is_empty() {
                 break;
             }
-            matched = self.evaluate(condition, &matched);
+            matched = Some(self.evaluate(condition, within));
         }
-        matched
+        matched.unwrap_or_else(|| universe.clone())
     }
 
     /// A cheap guess at how many of `universe_len` points match, to order an
@@ -460,4 +463,49 @@ where
 
 fn bitmap_bytes(points: &RoaringBitmap) -> usize {
     size_of::<RoaringBitmap>() + points.serialized_size()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_keys_order_numerically_with_negative_zero_folded_into_zero() {
+        let key = |number: f64| FloatKey::new(number);
+        assert_eq!(key(-0.0), key(0.0));
+        assert!(key(-1.0) < key(-0.0));
+        assert!(key(f64::NEG_INFINITY) < key(-1e300));
+        assert!(key(1e300) < key(f64::INFINITY));
+        assert_eq!(key(f64::NAN), None);
+    }
+
+    #[test]
+    fn scan_bounds_are_never_narrower_than_the_number_they_come_from() {
+        let two_pow_53 = 1_i64 << 53;
+        // Integers at or above 2.5 start at 3, at or below at 2: floor/ceil are wider.
+        assert_eq!(integer_at_or_below(Number::Float(2.5)), 2);
+        assert_eq!(integer_at_or_above(Number::Float(2.5)), 3);
+        assert_eq!(
+            integer_at_or_below(Number::Float(f64::NEG_INFINITY)),
+            i64::MIN
+        );
+        assert_eq!(integer_at_or_above(Number::Float(1e300)), i64::MAX);
+        // 2^53 + 1 has no float; its nearest float 2^53 is where a scan starts.
+        assert_eq!(
+            nearest_float(Number::Integer(two_pow_53 + 1)),
+            FloatKey::new(two_pow_53 as f64)
+        );
+    }
+
+    #[test]
+    fn removing_the_last_point_of_a_field_removes_the_field() {
+        let payload = Payload::new()
+            .with("tags", vec!["a", "a", "b"])
+            .with("n", 1.5);
+        let mut index = PayloadIndex::new();
+        index.insert(7, &payload);
+        assert!(index.memory_bytes() > 0);
+        index.remove(7, &payload);
+        assert_eq!(index, PayloadIndex::new());
+    }
 }

@@ -39,19 +39,6 @@ pub enum PayloadValue {
     StringList(Vec<String>),
 }
 
-impl PayloadValue {
-    /// The type's name as clients see it in error messages.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            PayloadValue::String(_) => "string",
-            PayloadValue::Integer(_) => "integer",
-            PayloadValue::Float(_) => "float",
-            PayloadValue::Bool(_) => "bool",
-            PayloadValue::StringList(_) => "string list",
-        }
-    }
-}
-
 impl From<&str> for PayloadValue {
     fn from(value: &str) -> Self {
         PayloadValue::String(value.to_owned())
