@@ -5,6 +5,7 @@
 //! queries, optionally filtered. It does no networking and starts no async
 //! runtime: the server crate puts it behind gRPC.
 //!
+//! - [`cache`]: [`AdaptiveCache`], a byte-bounded W-TinyLFU cache.
 //! - [`distance`]: metrics, SIMD kernels (numkong), `i8` quantisation.
 //! - [`index`]: the configuration and search types every index shares.
 //! - [`hnsw`]: the graph index.
@@ -12,6 +13,7 @@
 //! - [`segment`]: immutable on-disk segments searched from mmap.
 //! - [`error`]: the engine's error type, [`EngineError`].
 
+pub mod cache;
 pub mod distance;
 pub mod error;
 pub mod flat;
@@ -19,6 +21,7 @@ pub mod hnsw;
 pub mod index;
 pub mod segment;
 
+pub use cache::{AdaptiveCache, CacheStats};
 pub use distance::{Metric, ScalarQuantizer};
 pub use error::EngineError;
 pub use flat::FlatIndex;
