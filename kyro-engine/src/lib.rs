@@ -5,6 +5,7 @@
 //! queries, optionally filtered. It does no networking and starts no async
 //! runtime: the server crate puts it behind gRPC.
 //!
+//! - [`cache`]: [`AdaptiveCache`], a byte-bounded W-TinyLFU cache.
 //! - [`distance`]: metrics, SIMD kernels (numkong), `i8` quantisation.
 //! - [`index`]: the configuration and search types every index shares.
 //! - [`hnsw`]: the graph index.
@@ -14,6 +15,7 @@
 //!   that evaluates filters to bitmaps of point ids.
 //! - [`error`]: the engine's error type, [`EngineError`].
 
+pub mod cache;
 pub mod distance;
 pub mod error;
 pub mod flat;
@@ -22,6 +24,7 @@ pub mod index;
 pub mod payload;
 pub mod segment;
 
+pub use cache::{AdaptiveCache, CacheStats};
 pub use distance::{Metric, ScalarQuantizer};
 pub use error::EngineError;
 pub use flat::FlatIndex;
