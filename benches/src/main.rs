@@ -6,6 +6,8 @@
 //! - `synth`: write a seeded synthetic dataset (and optionally its ground
 //!   truth) so other engines can be run on the very same vectors.
 //! - `plot`: draw several result files as recall/QPS curves on one chart.
+//! - `filter`: filtered search through the storage engine, per selectivity.
+//! - `ann --storage DIR`: the `ann` sweep through the full storage engine.
 //!
 //! Progress bars go to stderr (and hide themselves when it is not a
 //! terminal); results go to stdout.
@@ -26,6 +28,8 @@ use kyro_bench::report::{AnnReport, CurveFile, RunReport};
 use kyro_bench::stats::{human_bytes, mean_recall, peak_rss_bytes, percentile};
 use kyro_bench::synthetic::{self, SyntheticSpec};
 
+mod storage_runs;
+
 #[derive(Parser)]
 #[command(name = "kyro-bench", version, about = "KyroDB benchmark harness")]
 struct Cli {
@@ -43,6 +47,13 @@ enum Command {
     Synth(SynthArgs),
     /// Plot one or more result JSON files as recall/QPS curves in one SVG.
     Plot(PlotArgs),
+    /// Filtered search through the storage engine: recall, QPS and plan per selectivity.
+    Filter(FilterArgs),
+    /// Write throughput through the storage engine under an fsync policy.
+    Write(WriteArgs),
+    /// Internal: write to a storage instance until killed (used by `ann --storage`).
+    #[command(hide = true)]
+    CrashWriter(CrashWriterArgs),
 }
 
 /// Distance metric, as named on the command line.
@@ -153,6 +164,83 @@ struct AnnArgs {
     /// Write a recall/QPS curve as SVG.
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
+    /// Run through the full storage engine in this (absent or empty)
+    /// directory: insert through the engine API, seal to the cold tier,
+    /// close, reopen, search; then time a reopen after a SIGKILLed writer.
+    /// --quantization then chooses the cold tier's traversal.
+    #[arg(long, value_name = "DIR")]
+    storage: Option<PathBuf>,
+    /// With --storage: always, never or interval_ms=N.
+    #[arg(long, default_value = "never", requires = "storage")]
+    fsync: String,
+}
+
+#[derive(Args)]
+struct FilterArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Distance metric.
+    #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
+    metric: MetricArg,
+    /// Comma-separated fractions of the base points the filter matches.
+    #[arg(long, value_delimiter = ',', default_value = "0.001,0.01,0.1,0.5,1.0")]
+    selectivity: Vec<f64>,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Search ef of graph plans.
+    #[arg(long, default_value_t = 64)]
+    ef: usize,
+    /// HNSW M.
+    #[arg(long, default_value_t = HnswParams::default().m)]
+    m: usize,
+    /// HNSW ef_construction.
+    #[arg(long, default_value_t = HnswParams::default().ef_construction)]
+    ef_construction: usize,
+    /// Writer threads and ground-truth threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Instance directory (default: a temporary one, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    storage: Option<PathBuf>,
+    /// Write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct WriteArgs {
+    /// Instance directory (default: a temporary one, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    storage: Option<PathBuf>,
+    /// Vector dimension.
+    #[arg(long, default_value_t = 384)]
+    dim: usize,
+    /// always, never or interval_ms=N.
+    #[arg(long, default_value = "always")]
+    fsync: String,
+    /// Concurrent writer threads.
+    #[arg(long, default_value_t = 8)]
+    writers: usize,
+    /// Points to write in all.
+    #[arg(long, default_value_t = 20_000)]
+    points: usize,
+    /// Points per write call.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CrashWriterArgs {
+    #[arg(long)]
+    storage: PathBuf,
+    #[arg(long)]
+    dim: usize,
+    #[arg(long)]
+    metric: String,
 }
 
 #[derive(Args)]
@@ -237,6 +325,12 @@ fn main() -> Result<()> {
         Command::Gt(args) => run_gt(args),
         Command::Synth(args) => run_synth(args),
         Command::Plot(args) => run_plot(args),
+        Command::Filter(args) => run_filter(args),
+        Command::Write(args) => run_write(args),
+        Command::CrashWriter(args) => {
+            let metric: Metric = args.metric.parse()?;
+            storage_runs::run_crash_writer(&args.storage, args.dim, metric)
+        }
     }
 }
 
@@ -269,7 +363,7 @@ fn create_output_dirs<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Resul
 }
 
 /// A progress bar with a consistent look; `len` may be fixed later.
-fn progress_bar(len: u64, prefix: impl Into<Cow<'static, str>>) -> ProgressBar {
+pub(crate) fn progress_bar(len: u64, prefix: impl Into<Cow<'static, str>>) -> ProgressBar {
     let style = ProgressStyle::with_template(
         "{prefix:>9} [{elapsed_precise}] [{bar:40}] {human_pos}/{human_len} ({rate}, eta {eta})",
     )
@@ -526,6 +620,63 @@ fn run_ann(args: AnnArgs) -> Result<()> {
         gt,
     } = load_workload(&args.source, metric, args.k)?;
     let (n, dim, k) = (base.rows(), base.dim(), args.k);
+    if let Some(dir) = &args.storage {
+        let settings = storage_runs::StorageSettings {
+            dir: dir.clone(),
+            metric,
+            hnsw: HnswParams {
+                m: args.m,
+                ef_construction: args.ef_construction,
+                seed: args.source.seed,
+            },
+            quantization,
+            fsync: args.fsync.parse()?,
+            threads,
+        };
+        let facts = storage_runs::run_ann_storage(&settings, base, &queries, &gt, k, &args.ef)?;
+        let engine = args
+            .label
+            .unwrap_or_else(|| format!("kyrodb-storage-{quantization}"));
+        let report = AnnReport {
+            engine,
+            dataset: name,
+            n,
+            dim,
+            metric: metric.to_string(),
+            m: args.m,
+            ef_construction: args.ef_construction,
+            threads,
+            quantization: quantization.to_string(),
+            build_seconds: facts.build_seconds,
+            index_bytes: facts.cold_bytes,
+            peak_rss_bytes: peak_rss_bytes(),
+            runs: facts.runs,
+            k,
+            n_queries: queries.rows(),
+            build_vectors_per_second: n as f64 / facts.build_seconds,
+            bytes_per_vector: facts.cold_bytes as f64 / n as f64,
+            open_seconds: Some(facts.open_seconds),
+            open_after_kill_seconds: facts.open_after_kill_seconds,
+            serving_rss_bytes: facts.serving_rss_bytes,
+            flush_seconds: Some(facts.flush_seconds),
+        };
+        print_report(&report, 0, 0);
+        println!(
+            "storage flush {:.2} s, reopen {:.3} s, reopen after SIGKILL {}, serving peak RSS {} (raw f32 {})",
+            facts.flush_seconds,
+            facts.open_seconds,
+            facts
+                .open_after_kill_seconds
+                .map_or_else(|| "n/a".to_string(), |s| format!("{s:.3} s")),
+            report.serving_rss_bytes.map_or_else(|| "n/a".to_string(), human_bytes),
+            human_bytes((n * dim * 4) as u64),
+        );
+        if let Some(path) = &args.json {
+            report.write(path)?;
+            eprintln!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
 
     let config = IndexConfig {
         dim,
@@ -612,6 +763,10 @@ fn run_ann(args: AnnArgs) -> Result<()> {
         n_queries: queries.rows(),
         build_vectors_per_second: n as f64 / build_seconds,
         bytes_per_vector: index_bytes as f64 / n as f64,
+        open_seconds: None,
+        open_after_kill_seconds: None,
+        serving_rss_bytes: None,
+        flush_seconds: None,
     };
     print_report(
         &report,
@@ -678,6 +833,119 @@ fn print_report(r: &AnnReport, vector_bytes: u64, graph_bytes: u64) {
             run.ef, run.recall, run.qps, run.p50_us, run.p99_us, run.mean_us
         );
     }
+}
+
+fn run_filter(args: FilterArgs) -> Result<()> {
+    ensure!(args.k > 0, "--k must be at least 1");
+    ensure!(
+        !args.selectivity.is_empty(),
+        "--selectivity needs at least one value"
+    );
+    create_output_dirs(args.json.iter())?;
+    let threads = setup_threads(args.threads)?;
+    let metric = Metric::from(args.metric);
+    // The filter benchmark computes its own (filtered) ground truth.
+    let (name, base, queries) = match (
+        &args.source.synthetic,
+        &args.source.base,
+        &args.source.query,
+    ) {
+        (Some(spec), _, _) => {
+            let set = generate_synthetic(spec, args.source.queries, args.source.seed);
+            (spec.name(), set.base, set.queries)
+        }
+        (None, Some(base), Some(query)) => (
+            dataset_name(base),
+            load_vectors(base, args.source.limit, "base")?,
+            load_vectors(query, args.source.query_limit, "query")?,
+        ),
+        _ => bail!("give either --base and --query, or --synthetic"),
+    };
+    check_same_dim(&base, &queries)?;
+    let temp;
+    let dir = match &args.storage {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir().context("creating a temporary instance directory")?;
+            temp.path().join("instance")
+        }
+    };
+    let settings = storage_runs::StorageSettings {
+        dir,
+        metric,
+        hnsw: HnswParams {
+            m: args.m,
+            ef_construction: args.ef_construction,
+            seed: args.source.seed,
+        },
+        quantization: Quantization::I8,
+        fsync: kyro_engine::storage::FsyncPolicy::Never,
+        threads,
+    };
+    let report = storage_runs::run_filter(
+        &settings,
+        name,
+        base,
+        &queries,
+        &args.selectivity,
+        args.k,
+        args.ef,
+        args.source.seed,
+    )?;
+    println!();
+    println!(
+        "filter on {}: n={} dim={} k={} ef={}",
+        report.dataset, report.n, report.dim, report.k, report.ef
+    );
+    println!(
+        "{:>11}  {:>9}  {:>10}  {:>10}  {:>5}",
+        "selectivity", "matching", "recall", "QPS", "plan"
+    );
+    for run in &report.runs {
+        println!(
+            "{:>11}  {:>9}  {:>10.4}  {:>10.0}  {:>5}",
+            run.selectivity, run.matching, run.recall, run.qps, run.plan
+        );
+    }
+    if let Some(path) = &args.json {
+        report.write(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_write(args: WriteArgs) -> Result<()> {
+    create_output_dirs(args.json.iter())?;
+    let fsync: kyro_engine::storage::FsyncPolicy = args.fsync.parse()?;
+    let temp;
+    let dir = match &args.storage {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir().context("creating a temporary instance directory")?;
+            temp.path().join("instance")
+        }
+    };
+    let report =
+        storage_runs::run_write(&dir, args.dim, fsync, args.writers, args.points, args.batch)?;
+    println!(
+        "write: fsync={} writers={} batch={} dim={}: {:.0} points/s, {:.0} calls/s, p50 {:.0} µs, p99 {:.0} µs, {} fsyncs for {} calls",
+        report.fsync,
+        report.writers,
+        report.batch,
+        report.dim,
+        report.points_per_second,
+        report.calls_per_second,
+        report.p50_us,
+        report.p99_us,
+        report.fsyncs,
+        report.points.div_ceil(report.batch)
+    );
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).context("serialising report")?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn run_gt(args: GtArgs) -> Result<()> {

@@ -69,6 +69,59 @@ pub struct AnnReport {
     /// `index_bytes / n`.
     #[serde(default)]
     pub bytes_per_vector: f64,
+    /// With `--storage`: seconds to reopen the instance after a clean close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_seconds: Option<f64>,
+    /// With `--storage`: seconds to reopen after a writer was SIGKILLed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_after_kill_seconds: Option<f64>,
+    /// With `--storage`: peak RSS from the reopen to the end of the sweep
+    /// (the data set freed), i.e. what serving the instance costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_rss_bytes: Option<u64>,
+    /// With `--storage`: seconds spent sealing the hot tier to the cold tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_seconds: Option<f64>,
+}
+
+/// One selectivity of `kyro-bench filter`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilterRun {
+    /// Fraction of the base points the filter matches.
+    pub selectivity: f64,
+    /// Mean recall@k against the exact filtered ground truth.
+    pub recall: f64,
+    /// Queries per second on one thread.
+    pub qps: f64,
+    /// How the planner answered most queries: `exact` or `graph`.
+    pub plan: String,
+    /// Points the filter matched.
+    pub matching: u64,
+}
+
+/// A `kyro-bench filter` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilterReport {
+    /// Base file stem, or `synthetic-N-DIM-C`.
+    pub dataset: String,
+    /// Number of indexed vectors.
+    pub n: usize,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Neighbours per query.
+    pub k: usize,
+    /// Search `ef` of graph plans.
+    pub ef: usize,
+    /// One entry per selectivity.
+    pub runs: Vec<FilterRun>,
+}
+
+impl FilterReport {
+    /// Writes the report as pretty JSON.
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_string_pretty(self).context("serialising report")?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
+    }
 }
 
 impl AnnReport {
@@ -152,8 +205,14 @@ mod tests {
             n_queries: 5,
             build_vectors_per_second: 20.0,
             bytes_per_vector: 100.0,
+            open_seconds: None,
+            open_after_kill_seconds: None,
+            serving_rss_bytes: None,
+            flush_seconds: None,
         };
         let value = serde_json::to_value(&report).unwrap();
+        // Storage-only keys are left out of bare-index reports.
+        assert!(value.get("open_seconds").is_none());
         for key in [
             "dataset",
             "n",

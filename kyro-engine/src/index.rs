@@ -110,6 +110,10 @@ pub struct Neighbor {
 /// dense bitmaps.
 pub type InternalFilter<'a> = &'a (dyn Fn(u32) -> bool + Sync);
 
+/// A filter over external ids (labels): the storage engine's sets of allowed
+/// points are kept by label, which every segment of a namespace shares.
+pub type LabelFilter<'a> = &'a (dyn Fn(u64) -> bool + Sync);
+
 /// What to search for, besides the query vector.
 #[derive(Clone, Copy)]
 pub struct SearchParams<'a> {

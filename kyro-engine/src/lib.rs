@@ -13,6 +13,8 @@
 //! - [`segment`]: immutable on-disk segments searched from mmap.
 //! - [`payload`]: point payloads, the filter language, and the payload index
 //!   that evaluates filters to bitmaps of point ids.
+//! - [`cache`]: the learned-frequency cache policy.
+//! - [`storage`]: the storage engine — namespaces, tiers, durability.
 //! - [`error`]: the engine's error type, [`EngineError`].
 
 pub mod cache;
@@ -23,6 +25,7 @@ pub mod hnsw;
 pub mod index;
 pub mod payload;
 pub mod segment;
+pub mod storage;
 
 pub use cache::{AdaptiveCache, CacheStats};
 pub use distance::{Metric, ScalarQuantizer};
@@ -30,6 +33,7 @@ pub use error::EngineError;
 pub use flat::FlatIndex;
 pub use hnsw::{Consolidation, HnswIndex, HnswParams};
 pub use index::{
-    IndexConfig, InternalFilter, MemoryUsage, Neighbor, Quantization, SearchParams, VectorIndex,
+    IndexConfig, InternalFilter, LabelFilter, MemoryUsage, Neighbor, Quantization, SearchParams,
+    VectorIndex,
 };
 pub use payload::{Filter, FilterValue, Payload, PayloadIndex, PayloadValue, Range};

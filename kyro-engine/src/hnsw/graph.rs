@@ -14,7 +14,10 @@ use super::search::{
 };
 use crate::distance::{prepare_vector, prepared_distance, ScalarQuantizer};
 use crate::error::EngineError;
-use crate::index::{IndexConfig, MemoryUsage, Neighbor, Quantization, SearchParams, VectorIndex};
+use crate::index::{
+    IndexConfig, InternalFilter, LabelFilter, MemoryUsage, Neighbor, Quantization, SearchParams,
+    VectorIndex,
+};
 
 /// Highest layer a node may be drawn on. With `m ≥ 2` the chance of reaching
 /// it is below 2⁻¹⁵ per node, and the cap bounds the upper records one insert
@@ -473,6 +476,82 @@ impl HnswIndex {
             .collect()
     }
 
+    /// Searches with the storage lock already held; `prepared` is a validated,
+    /// prepared query.
+    fn search_locked(
+        &self,
+        storage: &Storage,
+        prepared: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<InternalFilter<'_>>,
+    ) -> Vec<Neighbor> {
+        let Some(entry) = *self.entry.read() else {
+            return Vec::new();
+        };
+        let query = GraphQuery {
+            metric: self.config.metric,
+            vector: prepared,
+            quantizer: self.quantizer.as_ref(),
+            ef: ef.max(k),
+            filter,
+        };
+        let mut scratch = self.take_scratch();
+        let mut found = search_graph(
+            &storage.links,
+            &storage.points,
+            (entry.node, entry.level),
+            storage.capacity(),
+            &query,
+            &mut scratch,
+        );
+        self.return_scratch(scratch);
+        self.finish(storage, &mut found, k)
+    }
+
+    /// Like [`VectorIndex::search_with`], with the filter over external ids
+    /// (labels) instead of internal slots: the storage engine keeps its sets of
+    /// allowed points by label.
+    pub fn search_by_label(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allow: Option<LabelFilter<'_>>,
+    ) -> Result<Vec<Neighbor>, EngineError> {
+        SearchParams::new(k, ef).validate()?;
+        let prepared = self.config.prepare(query)?;
+        let storage = self.storage.read();
+        let points = &storage.points;
+        let by_slot = |slot: u32| allow.is_none_or(|allow| allow(points.label(slot)));
+        let filter: Option<InternalFilter<'_>> = allow.map(|_| &by_slot as InternalFilter<'_>);
+        Ok(self.search_locked(&storage, &prepared, k, ef, filter))
+    }
+
+    /// Exact search over the live points with the given external ids (ids
+    /// not in the index are skipped).
+    pub fn score_labels(
+        &self,
+        query: &[f32],
+        k: usize,
+        labels: &mut dyn Iterator<Item = u64>,
+    ) -> Result<Vec<Neighbor>, EngineError> {
+        let slots: Vec<u32> = {
+            let map = self.labels.read();
+            labels
+                .filter_map(|label| map.get(&label).copied())
+                .collect()
+        };
+        self.search_candidates(query, k, &slots)
+    }
+
+    /// The stored (prepared) vector of the live point with external id `id`.
+    pub fn vector_of(&self, id: u64) -> Option<Vec<f32>> {
+        let slot = self.internal_id(id)?;
+        let storage = self.storage.read();
+        Some(storage.points.vectors.row(slot as usize).to_vec())
+    }
+
     /// Calls `write` with a consistent copy of the index, holding the storage
     /// lock exclusively meanwhile (inserts and searches wait).
     pub fn export<E>(
@@ -651,29 +730,8 @@ impl VectorIndex for HnswIndex {
     ) -> Result<Vec<Neighbor>, EngineError> {
         params.validate()?;
         let prepared = self.config.prepare(query)?;
-        let ef = params.ef.max(params.k);
         let storage = self.storage.read();
-        let Some(entry) = *self.entry.read() else {
-            return Ok(Vec::new());
-        };
-        let query = GraphQuery {
-            metric: self.config.metric,
-            vector: &prepared,
-            quantizer: self.quantizer.as_ref(),
-            ef,
-            filter: params.filter,
-        };
-        let mut scratch = self.take_scratch();
-        let mut found = search_graph(
-            &storage.links,
-            &storage.points,
-            (entry.node, entry.level),
-            storage.capacity(),
-            &query,
-            &mut scratch,
-        );
-        self.return_scratch(scratch);
-        Ok(self.finish(&storage, &mut found, params.k))
+        Ok(self.search_locked(&storage, &prepared, params.k, params.ef, params.filter))
     }
 
     fn search_candidates(

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 
 use super::file::{write_file, FileKind, MappedFile, SegmentError};
-use crate::distance::{Metric, ScalarQuantizer};
+use crate::distance::{prepared_distance, Metric, ScalarQuantizer};
 use crate::error::EngineError;
 use crate::hnsw::search::{search_graph, GraphQuery, NeighborLists, PointRows, SearchScratch};
 use crate::hnsw::{GraphExport, HnswIndex};
-use crate::index::{Neighbor, SearchParams};
+use crate::index::{InternalFilter, LabelFilter, Neighbor, SearchParams};
 
 const GRAPH_FILE: &str = "graph.hnsw";
 const VECTORS_F32_FILE: &str = "vectors.f32";
@@ -76,8 +76,36 @@ impl ColdSegment {
     /// Writes `index` as a segment into `dir` (created if missing). The index
     /// is read under its storage lock, so the segment is a consistent copy.
     pub fn write(index: &HnswIndex, dir: &Path) -> Result<(), SegmentError> {
+        Self::write_with(index, dir, false)
+    }
+
+    /// Like [`ColdSegment::write`]; with `quantize`, an index traversed in
+    /// `f32` is given an `i8` copy too (its quantiser calibrated on the
+    /// index's own vectors), so that the segment is traversed in `i8` and
+    /// rescored from the `f32` file. An index that already has an `i8` copy
+    /// writes it as it is.
+    pub fn write_with(index: &HnswIndex, dir: &Path, quantize: bool) -> Result<(), SegmentError> {
         std::fs::create_dir_all(dir).map_err(|e| SegmentError::io(dir, e))?;
-        index.export(&mut |export: GraphExport<'_>| write_export(&export, dir))
+        index.export(&mut |export: GraphExport<'_>| {
+            if !quantize || export.quantized.is_some() {
+                return write_export(&export, dir);
+            }
+            let quantizer = ScalarQuantizer::calibrate(export.metric, export.dim, export.vectors);
+            let mut codes = vec![0i8; export.vectors.len()];
+            for (row, out) in export
+                .vectors
+                .chunks_exact(export.dim)
+                .zip(codes.chunks_exact_mut(export.dim))
+            {
+                quantizer.quantize_into(row, out);
+            }
+            let export = GraphExport {
+                quantizer: Some(quantizer),
+                quantized: Some(&codes),
+                ..export
+            };
+            write_export(&export, dir)
+        })
     }
 
     /// Opens the segment in `dir`, verifying every file.
@@ -227,17 +255,108 @@ impl ColdSegment {
         params: &SearchParams<'_>,
     ) -> Result<Vec<Neighbor>, EngineError> {
         params.validate()?;
+        let prepared = self.prepare(query)?;
+        Ok(self.search_prepared(&prepared, params.k, params.ef, params.filter))
+    }
+
+    /// Like [`ColdSegment::search_with`], with the filter over external ids
+    /// (labels) instead of internal slots.
+    pub fn search_by_label(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allow: Option<LabelFilter<'_>>,
+    ) -> Result<Vec<Neighbor>, EngineError> {
+        SearchParams::new(k, ef).validate()?;
+        let prepared = self.prepare(query)?;
+        let ids = self.ids();
+        let by_slot = |slot: u32| {
+            allow.is_none_or(|allow| ids.get(slot as usize).is_some_and(|&id| allow(id)))
+        };
+        let filter: Option<InternalFilter<'_>> = allow.map(|_| &by_slot as InternalFilter<'_>);
+        Ok(self.search_prepared(&prepared, k, ef, filter))
+    }
+
+    /// Exact distances from `query` to the live points in `slots`, the `k`
+    /// nearest first; slots out of range or deleted are skipped.
+    pub fn score_slots(
+        &self,
+        query: &[f32],
+        k: usize,
+        slots: &mut dyn Iterator<Item = u32>,
+    ) -> Result<Vec<Neighbor>, EngineError> {
+        SearchParams::new(k, k).validate()?;
+        let prepared = self.prepare(query)?;
+        let ids = self.ids();
+        let mut scored: Vec<Neighbor> = slots
+            .filter(|&slot| (slot as usize) < self.nodes && !self.is_deleted_bit(slot))
+            .filter_map(|slot| {
+                let distance = prepared_distance(self.metric, &prepared, self.f32_row(slot));
+                ids.get(slot as usize).map(|&id| Neighbor { id, distance })
+            })
+            .collect();
+        scored.sort_unstable_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+        scored.truncate(k);
+        Ok(scored)
+    }
+
+    /// Number of slots (live and deleted) in the segment.
+    pub fn slots(&self) -> usize {
+        self.nodes
+    }
+
+    /// The external id stored in `slot`, if the slot exists.
+    pub fn label(&self, slot: u32) -> Option<u64> {
+        self.ids().get(slot as usize).copied()
+    }
+
+    /// True when `slot` was deleted when the segment was written.
+    pub fn is_deleted(&self, slot: u32) -> bool {
+        self.is_deleted_bit(slot)
+    }
+
+    /// The stored (prepared) `f32` vector of `slot`.
+    pub fn vector(&self, slot: u32) -> Option<&[f32]> {
+        ((slot as usize) < self.nodes).then(|| self.f32_row(slot))
+    }
+
+    /// Bytes of the segment's files (mapped, not necessarily resident).
+    pub fn file_bytes(&self) -> u64 {
+        [&self.graph, &self.vectors, &self.ids, &self.deleted]
+            .into_iter()
+            .chain(self.quantized.as_ref())
+            .map(|f| f.payload().len() as u64)
+            .sum()
+    }
+
+    fn ids(&self) -> &[u64] {
+        // Validated at open: the ids file has exactly `nodes` rows.
+        self.ids.section(0, self.nodes).unwrap_or_default()
+    }
+
+    fn prepare(&self, query: &[f32]) -> Result<Vec<f32>, EngineError> {
         let mut prepared = Vec::with_capacity(self.dim);
         crate::distance::prepare_vector(self.metric, self.dim, query, &mut prepared)?;
+        Ok(prepared)
+    }
+
+    fn search_prepared(
+        &self,
+        prepared: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<InternalFilter<'_>>,
+    ) -> Vec<Neighbor> {
         let Some(entry) = self.entry else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let graph_query = GraphQuery {
             metric: self.metric,
-            vector: &prepared,
+            vector: prepared,
             quantizer: self.quantizer.as_ref(),
-            ef: params.ef.max(params.k),
-            filter: params.filter,
+            ef: ef.max(k),
+            filter,
         };
         let mut scratch = self
             .scratch_pool
@@ -247,17 +366,17 @@ impl ColdSegment {
         let mut found = search_graph(self, self, entry, self.nodes, &graph_query, &mut scratch);
         self.scratch_pool.lock().push(scratch);
         found.sort_unstable();
-        let ids: &[u64] = self.ids.section(0, self.nodes).unwrap_or_default();
-        Ok(found
+        let ids = self.ids();
+        found
             .iter()
-            .take(params.k)
+            .take(k)
             .filter_map(|c| {
                 ids.get(c.node as usize).map(|&id| Neighbor {
                     id,
                     distance: c.distance,
                 })
             })
-            .collect())
+            .collect()
     }
 
     fn is_deleted_bit(&self, node: u32) -> bool {

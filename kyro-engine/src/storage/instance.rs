@@ -1,0 +1,991 @@
+//! [`Instance`]: one storage instance — a data directory holding the
+//! namespaces of vectors of one dimension and metric — with recovery at open,
+//! the public read/write API, the background sealer/optimizer, and snapshots.
+//!
+//! Data directory:
+//! ```text
+//! <dir>/rocksdb/           manifest, id maps, payloads, hot-tier write log
+//! <dir>/segments/<id>/     one cold segment (see docs/storage.md)
+//! ```
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+
+use super::caches::{response_weight, PointCache, QueryCache, QueryKey};
+use super::config::InstanceConfig;
+use super::error::StorageError;
+use super::hot::HotSegment;
+use super::keys::{self, CF_HOT, CF_IDS, CF_META, CF_PAYLOADS, INSTANCE_KEY};
+use super::manifest::{
+    self, parse_segment_dir, segment_dir, InstanceRecord, NamespaceRecord, MANIFEST_VERSION,
+};
+use super::namespace::{Namespace, PointState, SegmentSet};
+use super::request::{
+    NamespaceInfo, NamespaceRef, PayloadUpdate, PointRecord, PointWrite, ScrollPage, SearchRequest,
+    SearchResponse, MAX_SCROLL_LIMIT,
+};
+use super::sealed::SealedSegment;
+use super::search::{read_point_parts, search, validate_request};
+use super::store::{Store, SyncStats};
+use super::tiering::{self, remove_dir, sync_dir, OptimizeReport};
+use crate::cache::{AdaptiveCache, CacheStats};
+use crate::error::EngineError;
+use crate::payload::{Filter, Payload, PayloadIndex};
+
+/// Name of the marker file that makes a directory a snapshot.
+const SNAPSHOT_MARKER: &str = "KYRO_SNAPSHOT";
+
+/// Counters of an instance, for `Stats` and `/metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceStats {
+    /// Namespaces.
+    pub namespaces: usize,
+    /// Live points over all namespaces.
+    pub points: u64,
+    /// Points in hot segments (including those being sealed).
+    pub hot_points: u64,
+    /// Cold segments.
+    pub cold_segments: usize,
+    /// Bytes of cold segment files.
+    pub cold_bytes: u64,
+    /// Approximate bytes of the hot segments in memory.
+    pub hot_bytes: u64,
+    /// Query-result cache counters.
+    pub query_cache: CacheStats,
+    /// Point cache counters.
+    pub point_cache: CacheStats,
+    /// Write-ahead-log fsync counters.
+    pub sync: SyncStats,
+}
+
+/// What every part of an instance shares.
+pub(crate) struct InstanceCore {
+    pub(crate) dir: PathBuf,
+    pub(crate) segments_dir: PathBuf,
+    pub(crate) config: InstanceConfig,
+    pub(crate) store: Store,
+    /// The instance record's counters. Held while a manifest change is
+    /// written and swapped in (sealer, optimizer, namespace create/drop,
+    /// snapshot), so that those happen one at a time.
+    pub(crate) manifest: Mutex<InstanceRecord>,
+    /// (tenant, namespace) → namespace.
+    namespaces: RwLock<HashMap<(String, String), Arc<Namespace>>>,
+    query_cache: Option<QueryCache>,
+    point_cache: Option<Arc<PointCache>>,
+    /// Namespaces whose hot segment waits for the background sealer.
+    seal_requests: Option<Sender<u32>>,
+}
+
+impl InstanceCore {
+    /// A fresh segment id (persisted with the next manifest change).
+    pub(crate) fn allocate_segment_id(&self) -> u64 {
+        let mut manifest = self.manifest.lock();
+        let id = manifest.next_segment;
+        manifest.next_segment += 1;
+        id
+    }
+
+    pub(crate) fn put_instance_record(
+        &self,
+        batch: &mut WriteBatch,
+        record: &InstanceRecord,
+    ) -> Result<(), StorageError> {
+        batch.put_cf(
+            self.store.cf(CF_META),
+            INSTANCE_KEY,
+            manifest::encode(record)?,
+        );
+        Ok(())
+    }
+
+    pub(crate) fn put_namespace_record(
+        &self,
+        batch: &mut WriteBatch,
+        namespace: &Namespace,
+        segments: Vec<u64>,
+    ) -> Result<(), StorageError> {
+        let record = NamespaceRecord {
+            version: MANIFEST_VERSION,
+            tenant: namespace.tenant.clone(),
+            name: namespace.name.clone(),
+            segments,
+        };
+        batch.put_cf(
+            self.store.cf(CF_META),
+            keys::namespace_key(namespace.id),
+            manifest::encode(&record)?,
+        );
+        Ok(())
+    }
+
+    fn all_namespaces(&self) -> Vec<Arc<Namespace>> {
+        self.namespaces.read().values().cloned().collect()
+    }
+
+    fn namespace_by_id(&self, id: u32) -> Option<Arc<Namespace>> {
+        self.namespaces
+            .read()
+            .values()
+            .find(|n| n.id == id)
+            .cloned()
+    }
+
+    /// Seals and optimizes every namespace once (the background pass).
+    fn maintain(&self) {
+        for namespace in self.all_namespaces() {
+            if let Err(e) = tiering::seal_pending(self, &namespace) {
+                tracing::error!(namespace = %namespace.name, error = %e, "sealing failed");
+            }
+            if let Err(e) = tiering::optimize(self, &namespace, false) {
+                tracing::error!(namespace = %namespace.name, error = %e, "optimizer failed");
+            }
+        }
+    }
+}
+
+/// The background thread: seals on request and runs the optimizer.
+struct Background {
+    stop: Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+/// A storage instance. Cheap to share behind an `Arc`; every method takes
+/// `&self` and may be called from any number of threads.
+pub struct Instance {
+    core: Arc<InstanceCore>,
+    background: Mutex<Option<Background>>,
+}
+
+impl Instance {
+    /// Opens the instance in `dir`, creating it when empty. Recovery: the
+    /// manifest is read, cold segments are mapped (and verified), id maps,
+    /// payload indexes and hot segments are rebuilt from RocksDB. No cold
+    /// graph is rebuilt.
+    pub fn open(dir: &Path, config: InstanceConfig) -> Result<Self, StorageError> {
+        config.validate()?;
+        let segments_dir = dir.join("segments");
+        fs::create_dir_all(&segments_dir).map_err(|e| StorageError::io(&segments_dir, e))?;
+        let store = Store::open(&dir.join("rocksdb"), config.fsync)?;
+
+        let record = match store
+            .db()
+            .get_cf(store.cf(CF_META), INSTANCE_KEY)
+            .map_err(|e| StorageError::rocks("read instance record", e))?
+        {
+            Some(bytes) => {
+                let record: InstanceRecord = manifest::decode("instance record", &bytes)?;
+                if record.version != MANIFEST_VERSION {
+                    return Err(StorageError::corrupt(
+                        "instance record",
+                        format!(
+                            "version {} (this build reads {MANIFEST_VERSION})",
+                            record.version
+                        ),
+                    ));
+                }
+                let expected = format!("{}-d {}", config.dim, config.metric.name());
+                let found = format!("{}-d {}", record.dim, record.metric);
+                if found != expected {
+                    return Err(StorageError::ConfigMismatch {
+                        path: dir.to_path_buf(),
+                        found,
+                        expected,
+                    });
+                }
+                record
+            }
+            None => {
+                let record = InstanceRecord::new(config.dim, config.metric);
+                let mut batch = WriteBatch::default();
+                batch.put_cf(store.cf(CF_META), INSTANCE_KEY, manifest::encode(&record)?);
+                store.write_durable(batch)?;
+                record
+            }
+        };
+
+        let query_cache = (config.cache.query_cache_bytes > 0)
+            .then(|| AdaptiveCache::new(config.cache.query_cache_bytes));
+        let point_cache = (config.cache.point_cache_bytes > 0)
+            .then(|| Arc::new(AdaptiveCache::new(config.cache.point_cache_bytes)));
+
+        let mut namespaces = HashMap::new();
+        let mut referenced = Vec::new();
+        for (id, ns_record) in read_namespace_records(&store)? {
+            referenced.extend(ns_record.segments.iter().copied());
+            let namespace = recover_namespace(
+                &store,
+                &config,
+                &segments_dir,
+                id,
+                ns_record,
+                point_cache.clone(),
+            )?;
+            namespaces.insert(
+                (namespace.tenant.clone(), namespace.name.clone()),
+                Arc::new(namespace),
+            );
+        }
+        remove_orphan_segments(&segments_dir, &referenced)?;
+
+        let (seal_sender, seal_receiver) = unbounded();
+        let background_on = config.optimizer.background;
+        let core = Arc::new(InstanceCore {
+            dir: dir.to_path_buf(),
+            segments_dir,
+            config,
+            store,
+            manifest: Mutex::new(record),
+            namespaces: RwLock::new(namespaces),
+            query_cache,
+            point_cache,
+            seal_requests: background_on.then_some(seal_sender),
+        });
+        let background = if background_on {
+            Some(start_background(Arc::clone(&core), seal_receiver)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            core,
+            background: Mutex::new(background),
+        })
+    }
+
+    /// The instance's configuration.
+    pub fn config(&self) -> &InstanceConfig {
+        &self.core.config
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.core.dir
+    }
+
+    fn namespace(&self, target: NamespaceRef<'_>) -> Result<Arc<Namespace>, StorageError> {
+        target.validate()?;
+        self.core
+            .namespaces
+            .read()
+            .get(&(target.tenant.to_string(), target.namespace.to_string()))
+            .cloned()
+            .ok_or_else(|| StorageError::NamespaceNotFound {
+                tenant: target.tenant.to_string(),
+                namespace: target.namespace.to_string(),
+            })
+    }
+
+    fn namespace_or_create(
+        &self,
+        target: NamespaceRef<'_>,
+    ) -> Result<Arc<Namespace>, StorageError> {
+        match self.namespace(target) {
+            Err(StorageError::NamespaceNotFound { .. }) => {}
+            other => return other,
+        }
+        let core = &self.core;
+        let mut manifest = core.manifest.lock();
+        let key = (target.tenant.to_string(), target.namespace.to_string());
+        if let Some(existing) = core.namespaces.read().get(&key) {
+            return Ok(Arc::clone(existing));
+        }
+        let id = manifest.next_namespace;
+        manifest.next_namespace = id.checked_add(1).ok_or(EngineError::CapacityExceeded {
+            capacity: u32::MAX as usize,
+        })?;
+        let set = SegmentSet {
+            hot: Arc::new(HotSegment::new(&core.config, 0)?),
+            sealing: Vec::new(),
+            sealed: Vec::new(),
+        };
+        let namespace = Arc::new(Namespace::new(
+            id,
+            key.0.clone(),
+            key.1.clone(),
+            set,
+            PointState::default(),
+            0,
+            core.point_cache.clone(),
+        ));
+        let mut batch = WriteBatch::default();
+        core.put_namespace_record(&mut batch, &namespace, Vec::new())?;
+        core.put_instance_record(&mut batch, &manifest)?;
+        core.store.write_durable(batch)?;
+        core.namespaces.write().insert(key, Arc::clone(&namespace));
+        drop(manifest);
+        tracing::info!(
+            tenant = target.tenant,
+            namespace = target.namespace,
+            id,
+            "created namespace"
+        );
+        Ok(namespace)
+    }
+
+    /// Inserts or replaces points (creating the namespace on first write).
+    /// Each item is validated on its own: the answer has one entry per item,
+    /// an error for the refused ones; the accepted ones are written in one
+    /// atomic batch, durable per the fsync policy, and searchable when this
+    /// returns.
+    pub fn upsert(
+        &self,
+        target: NamespaceRef<'_>,
+        items: Vec<PointWrite>,
+    ) -> Result<Vec<Result<(), EngineError>>, StorageError> {
+        let namespace = self.namespace_or_create(target)?;
+        let (answers, outcome) = namespace.upsert(&self.core.store, &self.core.config, items)?;
+        if outcome.hot_full && namespace.rotate_hot(&self.core.config)? {
+            match &self.core.seal_requests {
+                Some(requests) => {
+                    // The receiver lives as long as the background thread;
+                    // if it is gone the next flush seals instead.
+                    let _ = requests.send(namespace.id);
+                }
+                None => {
+                    tiering::seal_pending(&self.core, &namespace)?;
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// Inserts or replaces one point; an invalid point is an error.
+    pub fn insert(&self, target: NamespaceRef<'_>, point: PointWrite) -> Result<(), StorageError> {
+        let mut answers = self.upsert(target, vec![point])?;
+        match answers.pop() {
+            Some(Err(e)) => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The points with the given doc ids (`None` for those that do not exist).
+    pub fn get(
+        &self,
+        target: NamespaceRef<'_>,
+        doc_ids: &[u64],
+        with_vector: bool,
+        with_payload: bool,
+    ) -> Result<Vec<Option<PointRecord>>, StorageError> {
+        let namespace = self.namespace(target)?;
+        let store = &self.core.store;
+        let _points = namespace.points.read();
+        let set = namespace.segment_set();
+        let mut records = Vec::with_capacity(doc_ids.len());
+        for &doc_id in doc_ids {
+            let Some(point) = namespace.point_of(store, doc_id)? else {
+                records.push(None);
+                continue;
+            };
+            let (payload, vector) = read_point_parts(
+                store,
+                &namespace,
+                &set,
+                self.core.point_cache.as_deref(),
+                point,
+                with_payload,
+            )?;
+            records.push(Some(PointRecord {
+                doc_id,
+                vector: if with_vector { vector } else { None },
+                payload: with_payload.then_some(payload),
+            }));
+        }
+        Ok(records)
+    }
+
+    /// Merges into or replaces the payload of `doc_id`.
+    pub fn update_payload(
+        &self,
+        target: NamespaceRef<'_>,
+        doc_id: u64,
+        payload: Payload,
+        mode: PayloadUpdate,
+    ) -> Result<(), StorageError> {
+        let namespace = self.namespace(target)?;
+        namespace.update_payload(&self.core.store, doc_id, payload, mode)?;
+        Ok(())
+    }
+
+    /// Deletes the given docs; returns how many existed.
+    pub fn delete(&self, target: NamespaceRef<'_>, doc_ids: &[u64]) -> Result<usize, StorageError> {
+        let namespace = self.namespace(target)?;
+        Ok(namespace.delete(&self.core.store, doc_ids)?.affected)
+    }
+
+    /// Deletes every point whose payload matches `filter`; returns how many.
+    pub fn delete_by_filter(
+        &self,
+        target: NamespaceRef<'_>,
+        filter: &Filter,
+    ) -> Result<usize, StorageError> {
+        let namespace = self.namespace(target)?;
+        Ok(namespace
+            .delete_by_filter(&self.core.store, filter)?
+            .affected)
+    }
+
+    /// The nearest points to `request.vector`, best first.
+    pub fn search(
+        &self,
+        target: NamespaceRef<'_>,
+        request: &SearchRequest<'_>,
+    ) -> Result<SearchResponse, StorageError> {
+        let ef = validate_request(&self.core.config, request)?;
+        let namespace = self.namespace(target)?;
+        let key = self.core.query_cache.as_ref().map(|_| QueryKey {
+            namespace: namespace.id,
+            generation: namespace.generation(),
+            k: request.k,
+            ef,
+            min_score: request.min_score.map(f32::to_bits),
+            with_payload: request.with_payload,
+            with_vector: request.with_vector,
+            filter: request.filter.map(Filter::encode).unwrap_or_default(),
+            query: request.vector.iter().map(|x| x.to_bits()).collect(),
+        });
+        if let (Some(cache), Some(key)) = (&self.core.query_cache, &key) {
+            if let Some(hit) = cache.get(key) {
+                let mut response = (*hit).clone();
+                response.cached = true;
+                return Ok(response);
+            }
+        }
+        let response = search(
+            &self.core.store,
+            &self.core.config,
+            &namespace,
+            self.core.point_cache.as_deref(),
+            request,
+            ef,
+        )?;
+        if let (Some(cache), Some(key)) = (&self.core.query_cache, key) {
+            let weight = response_weight(&key, &response);
+            cache.insert(key, Arc::new(response.clone()), weight);
+        }
+        Ok(response)
+    }
+
+    /// Live points of the namespace, or those matching `filter`.
+    pub fn count(
+        &self,
+        target: NamespaceRef<'_>,
+        filter: Option<&Filter>,
+    ) -> Result<u64, StorageError> {
+        self.namespace(target)?.count(filter)
+    }
+
+    /// Lists points in ascending doc id order, `limit` at a time, starting
+    /// after doc id `after`, keeping those matching `filter`.
+    pub fn scroll(
+        &self,
+        target: NamespaceRef<'_>,
+        filter: Option<&Filter>,
+        after: Option<u64>,
+        limit: usize,
+        with_vector: bool,
+        with_payload: bool,
+    ) -> Result<ScrollPage, StorageError> {
+        if limit == 0 || limit > MAX_SCROLL_LIMIT {
+            return Err(EngineError::InvalidParameter {
+                field: "limit",
+                reason: format!("must be in 1..={MAX_SCROLL_LIMIT}, got {limit}"),
+            }
+            .into());
+        }
+        if let Some(filter) = filter {
+            filter.validate()?;
+        }
+        let namespace = self.namespace(target)?;
+        let store = &self.core.store;
+        let start = match after {
+            None => 0,
+            Some(u64::MAX) => {
+                return Ok(ScrollPage {
+                    points: Vec::new(),
+                    next_after: None,
+                })
+            }
+            Some(after) => after + 1,
+        };
+        let points = namespace.points.read();
+        let allowed: Option<RoaringBitmap> =
+            filter.map(|f| points.payloads.evaluate(f, &points.live));
+        let universe = allowed.as_ref().unwrap_or(&points.live);
+        let set = namespace.segment_set();
+        let start_key = keys::doc_key(namespace.id, start);
+        let iter = store.db().iterator_cf(
+            store.cf(CF_IDS),
+            IteratorMode::From(&start_key, Direction::Forward),
+        );
+        let mut page = Vec::new();
+        let mut next_after = None;
+        for entry in iter {
+            let (key, value) = entry.map_err(|e| StorageError::rocks("scan id map", e))?;
+            let Some((ns, doc_id)) = keys::parse_doc_key(&key) else {
+                break;
+            };
+            if ns != namespace.id {
+                break;
+            }
+            let point = keys::parse_point_value(&value)
+                .ok_or_else(|| StorageError::corrupt("id map value", format!("doc {doc_id}")))?;
+            if !universe.contains(point) {
+                continue;
+            }
+            if page.len() == limit {
+                next_after = page.last().map(|r: &PointRecord| r.doc_id);
+                break;
+            }
+            let (payload, vector) = read_point_parts(
+                store,
+                &namespace,
+                &set,
+                self.core.point_cache.as_deref(),
+                point,
+                with_payload,
+            )?;
+            page.push(PointRecord {
+                doc_id,
+                vector: if with_vector { vector } else { None },
+                payload: with_payload.then_some(payload),
+            });
+        }
+        Ok(ScrollPage {
+            points: page,
+            next_after,
+        })
+    }
+
+    /// The namespaces of `tenant` (all tenants' with `None`), sorted.
+    pub fn list_namespaces(&self, tenant: Option<&str>) -> Vec<NamespaceInfo> {
+        let mut infos: Vec<NamespaceInfo> = self
+            .core
+            .all_namespaces()
+            .iter()
+            .filter(|n| tenant.is_none_or(|t| n.tenant == t))
+            .map(|n| namespace_info(n))
+            .collect();
+        infos.sort_by(|a, b| (&a.tenant, &a.namespace).cmp(&(&b.tenant, &b.namespace)));
+        infos
+    }
+
+    /// Deletes a namespace and all its points; false when it did not exist.
+    pub fn drop_namespace(&self, target: NamespaceRef<'_>) -> Result<bool, StorageError> {
+        let namespace = match self.namespace(target) {
+            Ok(namespace) => namespace,
+            Err(StorageError::NamespaceNotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let core = &self.core;
+        let _sealer = namespace.seal_lock.lock();
+        let _writer = namespace.writer.lock();
+        let _manifest = core.manifest.lock();
+        namespace.dropped.store(true, Ordering::Release);
+        let store = &core.store;
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(store.cf(CF_META), keys::namespace_key(namespace.id));
+        let (start, end) = keys::namespace_range(namespace.id);
+        let end: Vec<u8> = end.map_or_else(|| vec![0xff; 13], |e| e.to_vec());
+        for cf in [CF_IDS, CF_PAYLOADS, CF_HOT] {
+            batch.delete_range_cf(store.cf(cf), start.as_slice(), end.as_slice());
+        }
+        store.write_durable(batch)?;
+        core.namespaces
+            .write()
+            .remove(&(namespace.tenant.clone(), namespace.name.clone()));
+        for segment in &namespace.segment_set().sealed {
+            remove_dir(&segment_dir(&core.segments_dir, segment.id()));
+        }
+        tracing::info!(
+            tenant = target.tenant,
+            namespace = target.namespace,
+            "dropped namespace"
+        );
+        Ok(true)
+    }
+
+    /// Seals the hot tier of `target` (of every namespace with `None`) into
+    /// cold segments now; returns how many segments were written.
+    pub fn flush(&self, target: Option<NamespaceRef<'_>>) -> Result<usize, StorageError> {
+        let namespaces = match target {
+            Some(target) => vec![self.namespace(target)?],
+            None => self.core.all_namespaces(),
+        };
+        let mut sealed = 0;
+        for namespace in namespaces {
+            namespace.rotate_hot(&self.core.config)?;
+            sealed += tiering::seal_pending(&self.core, &namespace)?;
+        }
+        Ok(sealed)
+    }
+
+    /// Runs the optimizer on `target` now. With `force`, every cold segment
+    /// is merged into one and deleted points are dropped.
+    pub fn optimize(
+        &self,
+        target: NamespaceRef<'_>,
+        force: bool,
+    ) -> Result<OptimizeReport, StorageError> {
+        let namespace = self.namespace(target)?;
+        tiering::optimize(&self.core, &namespace, force)
+    }
+
+    /// Writes a consistent point-in-time copy of the instance into `target`
+    /// (which must not exist): a RocksDB checkpoint plus hard links to the
+    /// cold segment files. Writes continue meanwhile; segment changes wait.
+    pub fn create_snapshot(&self, target: &Path) -> Result<(), StorageError> {
+        if target.exists() {
+            return Err(StorageError::Snapshot {
+                path: target.to_path_buf(),
+                reason: "already exists".into(),
+            });
+        }
+        fs::create_dir_all(target).map_err(|e| StorageError::io(target, e))?;
+        let core = &self.core;
+        let manifest = core.manifest.lock();
+        core.store.checkpoint(&target.join("rocksdb"))?;
+        let segments = target.join("segments");
+        fs::create_dir_all(&segments).map_err(|e| StorageError::io(&segments, e))?;
+        for namespace in core.all_namespaces() {
+            for segment in &namespace.segment_set().sealed {
+                let from = segment_dir(&core.segments_dir, segment.id());
+                let to = segment_dir(&segments, segment.id());
+                link_or_copy_dir(&from, &to)?;
+            }
+        }
+        drop(manifest);
+        let marker = target.join(SNAPSHOT_MARKER);
+        fs::write(
+            &marker,
+            format!(
+                "kyrodb snapshot\ndim={}\nmetric={}\n",
+                core.config.dim,
+                core.config.metric.name()
+            ),
+        )
+        .map_err(|e| StorageError::io(&marker, e))?;
+        sync_dir(&segments)?;
+        sync_dir(target)?;
+        tracing::info!(target = %target.display(), "snapshot written");
+        Ok(())
+    }
+
+    /// Makes `target` (absent or empty) a data directory holding the state
+    /// of `snapshot`; open it with [`Instance::open`] afterwards.
+    pub fn restore_snapshot(snapshot: &Path, target: &Path) -> Result<(), StorageError> {
+        if !snapshot.join(SNAPSHOT_MARKER).is_file() {
+            return Err(StorageError::Snapshot {
+                path: snapshot.to_path_buf(),
+                reason: format!("not a snapshot (no {SNAPSHOT_MARKER})"),
+            });
+        }
+        let occupied = fs::read_dir(target).is_ok_and(|mut d| d.next().is_some());
+        if occupied {
+            return Err(StorageError::Snapshot {
+                path: target.to_path_buf(),
+                reason: "restore target is not empty".into(),
+            });
+        }
+        fs::create_dir_all(target).map_err(|e| StorageError::io(target, e))?;
+        copy_dir(&snapshot.join("rocksdb"), &target.join("rocksdb"))?;
+        let segments = snapshot.join("segments");
+        let target_segments = target.join("segments");
+        fs::create_dir_all(&target_segments).map_err(|e| StorageError::io(&target_segments, e))?;
+        for entry in fs::read_dir(&segments).map_err(|e| StorageError::io(&segments, e))? {
+            let entry = entry.map_err(|e| StorageError::io(&segments, e))?;
+            link_or_copy_dir(&entry.path(), &target_segments.join(entry.file_name()))?;
+        }
+        sync_dir(&target_segments)?;
+        sync_dir(target)?;
+        Ok(())
+    }
+
+    /// Counters over the whole instance.
+    pub fn stats(&self) -> InstanceStats {
+        let infos = self.list_namespaces(None);
+        let hot_bytes = self
+            .core
+            .all_namespaces()
+            .iter()
+            .flat_map(|n| {
+                let set = n.segment_set();
+                set.hot_segments()
+                    .map(|h| h.memory_bytes() as u64)
+                    .collect::<Vec<_>>()
+            })
+            .sum();
+        InstanceStats {
+            namespaces: infos.len(),
+            points: infos.iter().map(|i| i.points).sum(),
+            hot_points: infos.iter().map(|i| i.hot_points).sum(),
+            cold_segments: infos.iter().map(|i| i.cold_segments).sum(),
+            cold_bytes: infos.iter().map(|i| i.cold_bytes).sum(),
+            hot_bytes,
+            query_cache: self
+                .core
+                .query_cache
+                .as_ref()
+                .map(AdaptiveCache::stats)
+                .unwrap_or_default(),
+            point_cache: self
+                .core
+                .point_cache
+                .as_ref()
+                .map(|c| c.stats())
+                .unwrap_or_default(),
+            sync: self.core.store.sync_stats(),
+        }
+    }
+
+    /// Stops the background thread and fsyncs the write log. Dropping the
+    /// instance does the same; this reports errors.
+    pub fn close(self) -> Result<(), StorageError> {
+        self.stop_background();
+        self.core.store.sync_now()
+    }
+
+    fn stop_background(&self) {
+        if let Some(background) = self.background.lock().take() {
+            let _ = background.stop.send(());
+            if background.handle.join().is_err() {
+                tracing::error!("background thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.stop_background();
+        if let Err(e) = self.core.store.sync_now() {
+            tracing::error!(error = %e, "final WAL fsync failed");
+        }
+    }
+}
+
+fn namespace_info(namespace: &Namespace) -> NamespaceInfo {
+    let set = namespace.segment_set();
+    NamespaceInfo {
+        tenant: namespace.tenant.clone(),
+        namespace: namespace.name.clone(),
+        points: namespace.points.read().live.len(),
+        hot_points: set.hot_segments().map(|h| h.len() as u64).sum(),
+        cold_segments: set.sealed.len(),
+        cold_bytes: set.sealed.iter().map(|s| s.file_bytes()).sum(),
+    }
+}
+
+fn start_background(
+    core: Arc<InstanceCore>,
+    seal_requests: Receiver<u32>,
+) -> Result<Background, StorageError> {
+    let (stop, stopped) = bounded::<()>(1);
+    let interval = core.config.optimizer.interval;
+    let dir = core.dir.clone();
+    let handle = std::thread::Builder::new()
+        .name("kyro-tiering".into())
+        .spawn(move || loop {
+            select! {
+                recv(stopped) -> _ => break,
+                recv(seal_requests) -> request => {
+                    let Ok(id) = request else { break };
+                    if let Some(namespace) = core.namespace_by_id(id) {
+                        if let Err(e) = tiering::seal_pending(&core, &namespace) {
+                            tracing::error!(namespace = %namespace.name, error = %e, "sealing failed");
+                        }
+                    }
+                }
+                default(interval) => core.maintain(),
+            }
+        })
+        .map_err(|e| StorageError::io(dir, e))?;
+    Ok(Background { stop, handle })
+}
+
+/// Every namespace record of the manifest, by id.
+fn read_namespace_records(store: &Store) -> Result<Vec<(u32, NamespaceRecord)>, StorageError> {
+    let prefix = keys::namespace_prefix();
+    let mut records = Vec::new();
+    let iter = store.db().iterator_cf(
+        store.cf(CF_META),
+        IteratorMode::From(prefix, Direction::Forward),
+    );
+    for entry in iter {
+        let (key, value) = entry.map_err(|e| StorageError::rocks("read manifest", e))?;
+        let Some(id_bytes) = key.strip_prefix(prefix) else {
+            break;
+        };
+        let id = <[u8; 4]>::try_from(id_bytes)
+            .map(u32::from_be_bytes)
+            .map_err(|_| StorageError::corrupt("manifest", "bad namespace key"))?;
+        let record: NamespaceRecord = manifest::decode("namespace record", &value)?;
+        records.push((id, record));
+    }
+    Ok(records)
+}
+
+/// Rebuilds a namespace from the manifest and RocksDB.
+fn recover_namespace(
+    store: &Store,
+    config: &InstanceConfig,
+    segments_dir: &Path,
+    id: u32,
+    record: NamespaceRecord,
+    point_cache: Option<Arc<PointCache>>,
+) -> Result<Namespace, StorageError> {
+    let sealed: Vec<Arc<SealedSegment>> = record
+        .segments
+        .iter()
+        .map(|&segment| {
+            SealedSegment::open(segment, &segment_dir(segments_dir, segment)).map(Arc::new)
+        })
+        .collect::<Result<_, _>>()?;
+    let prefix = keys::namespace_range(id).0;
+    let mut max_point: Option<u32> = None;
+    let mut note = |point: u32| max_point = Some(max_point.map_or(point, |m| m.max(point)));
+
+    let mut live = RoaringBitmap::new();
+    for entry in store.db().iterator_cf(
+        store.cf(CF_IDS),
+        IteratorMode::From(&prefix, Direction::Forward),
+    ) {
+        let (key, value) = entry.map_err(|e| StorageError::rocks("read id map", e))?;
+        match keys::parse_doc_key(&key) {
+            Some((ns, _)) if ns == id => {}
+            _ => break,
+        }
+        let point = keys::parse_point_value(&value)
+            .ok_or_else(|| StorageError::corrupt("id map value", format!("namespace {id}")))?;
+        live.insert(point);
+        note(point);
+    }
+
+    let mut payloads = PayloadIndex::default();
+    for entry in store.db().iterator_cf(
+        store.cf(CF_PAYLOADS),
+        IteratorMode::From(&prefix, Direction::Forward),
+    ) {
+        let (key, value) = entry.map_err(|e| StorageError::rocks("read payloads", e))?;
+        let point = match keys::parse_point_key(&key) {
+            Some((ns, point)) if ns == id => point,
+            _ => break,
+        };
+        if live.contains(point) {
+            let payload = Payload::decode(&value).map_err(|e| {
+                StorageError::corrupt(format!("payload of point {point}"), e.to_string())
+            })?;
+            payloads.insert(point, &payload);
+        }
+    }
+
+    let mut rows = Vec::new();
+    let mut vectors = Vec::new();
+    for entry in store.db().iterator_cf(
+        store.cf(CF_HOT),
+        IteratorMode::From(&prefix, Direction::Forward),
+    ) {
+        let (key, value) = entry.map_err(|e| StorageError::rocks("read write log", e))?;
+        let point = match keys::parse_point_key(&key) {
+            Some((ns, point)) if ns == id => point,
+            _ => break,
+        };
+        note(point);
+        let (doc, vector) = keys::parse_hot_value(&value, config.dim).ok_or_else(|| {
+            StorageError::corrupt("write log record", format!("namespace {id} point {point}"))
+        })?;
+        if live.contains(point) {
+            rows.push((point, doc));
+            vectors.extend_from_slice(&vector);
+        }
+    }
+    for segment in &sealed {
+        if let Some(last) = segment.entries().last() {
+            note(u32::try_from(last[0]).unwrap_or(u32::MAX));
+        }
+        let masked = segment
+            .entries()
+            .iter()
+            .filter(|row| u32::try_from(row[0]).is_ok_and(|p| !live.contains(p)))
+            .count();
+        segment.set_masked(masked);
+    }
+    let next_point = max_point.map_or(Ok(0), |m| {
+        m.checked_add(1).ok_or(EngineError::CapacityExceeded {
+            capacity: u32::MAX as usize,
+        })
+    })?;
+    let first_point = rows.iter().map(|&(p, _)| p).min().unwrap_or(next_point);
+    let hot = HotSegment::build(config, first_point, &rows, &vectors, 0)?;
+    tracing::info!(
+        tenant = %record.tenant,
+        namespace = %record.name,
+        live = live.len(),
+        hot = rows.len(),
+        cold_segments = sealed.len(),
+        "recovered namespace"
+    );
+    Ok(Namespace::new(
+        id,
+        record.tenant,
+        record.name,
+        SegmentSet {
+            hot: Arc::new(hot),
+            sealing: Vec::new(),
+            sealed,
+        },
+        PointState { live, payloads },
+        next_point,
+        point_cache,
+    ))
+}
+
+/// Removes segment directories no namespace references (left by a crash
+/// between writing a segment and publishing it) and temporary ones.
+fn remove_orphan_segments(segments_dir: &Path, referenced: &[u64]) -> Result<(), StorageError> {
+    for entry in fs::read_dir(segments_dir).map_err(|e| StorageError::io(segments_dir, e))? {
+        let entry = entry.map_err(|e| StorageError::io(segments_dir, e))?;
+        let name = entry.file_name();
+        let keep = name
+            .to_str()
+            .and_then(parse_segment_dir)
+            .is_some_and(|id| referenced.contains(&id));
+        if !keep {
+            tracing::warn!(dir = %entry.path().display(), "removing unreferenced segment directory");
+            remove_dir(&entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Hard-links every file of `from` into a new directory `to` (copies when
+/// linking is not possible, e.g. across file systems).
+fn link_or_copy_dir(from: &Path, to: &Path) -> Result<(), StorageError> {
+    fs::create_dir_all(to).map_err(|e| StorageError::io(to, e))?;
+    for entry in fs::read_dir(from).map_err(|e| StorageError::io(from, e))? {
+        let entry = entry.map_err(|e| StorageError::io(from, e))?;
+        let target = to.join(entry.file_name());
+        if fs::hard_link(entry.path(), &target).is_err() {
+            fs::copy(entry.path(), &target).map_err(|e| StorageError::io(&target, e))?;
+        }
+    }
+    sync_dir(to)
+}
+
+/// Copies every file of `from` into a new directory `to`.
+fn copy_dir(from: &Path, to: &Path) -> Result<(), StorageError> {
+    fs::create_dir_all(to).map_err(|e| StorageError::io(to, e))?;
+    for entry in fs::read_dir(from).map_err(|e| StorageError::io(from, e))? {
+        let entry = entry.map_err(|e| StorageError::io(from, e))?;
+        let target = to.join(entry.file_name());
+        fs::copy(entry.path(), &target).map_err(|e| StorageError::io(&target, e))?;
+    }
+    sync_dir(to)
+}

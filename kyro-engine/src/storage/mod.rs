@@ -1,0 +1,40 @@
+//! The storage engine: namespaces of points that survive crashes, scale past
+//! memory and are partitioned by tenant.
+//!
+//! - [`instance`]: [`Instance`] — open/recover, the read/write API, snapshots.
+//! - [`request`]: the API's requests and answers.
+//! - [`config`]: [`InstanceConfig`] and its parts, defaults in one place.
+//! - `namespace`: one namespace's segments, live set, payload index, writes.
+//! - `search`: the read path, fanned out over segments and merged.
+//! - `planner`: exact scan or graph traversal, per query.
+//! - `hot` / `sealed`: the in-memory hot segment and the mmap'd cold segment.
+//! - `tiering`: sealing hot segments, merging and rewriting cold ones.
+//! - `store`: RocksDB and the group-commit path; `keys`: its key layout;
+//!   `manifest`: the records that say which segments exist.
+//! - `caches`: the query-result and point caches.
+//! - [`error`]: [`StorageError`].
+
+mod caches;
+pub mod config;
+pub mod error;
+mod hot;
+pub mod instance;
+mod keys;
+mod manifest;
+mod namespace;
+mod planner;
+pub mod request;
+mod sealed;
+mod search;
+mod store;
+mod tiering;
+
+pub use config::{CacheConfig, FsyncPolicy, InstanceConfig, OptimizerConfig, PlannerConfig};
+pub use error::StorageError;
+pub use instance::{Instance, InstanceStats};
+pub use request::{
+    score_of, NamespaceInfo, NamespaceRef, PayloadUpdate, PointRecord, PointWrite, QueryPlan,
+    ScrollPage, SearchHit, SearchRequest, SearchResponse,
+};
+pub use store::SyncStats;
+pub use tiering::OptimizeReport;

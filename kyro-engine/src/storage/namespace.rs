@@ -1,0 +1,527 @@
+//! [`Namespace`]: one tenant's collection of points — its hot segment, the
+//! segments being sealed, its cold segments, the set of live points and the
+//! payload index — and the write path that keeps RocksDB and memory in step.
+//!
+//! # Locks
+//! Taken in this order, never the other way round:
+//! 1. `writer` — serialises the namespace's writes: point-id assignment and
+//!    read-modify-write of id maps and payloads. Held while the batch is
+//!    written to RocksDB (unsynced) and applied to memory, released before
+//!    the HNSW insert and before the fsync, so concurrent writers share both.
+//! 2. a hot segment's writer gate (shared) — from batch assignment until the
+//!    HNSW inserts are done; the sealer takes it exclusively.
+//! 3. `points` — the live set and payload index. Written by writers (under
+//!    1) and by the sealer when it publishes; read by searches and reads.
+//! 4. `segments` — swapped by the sealer and optimizer; readers clone the
+//!    `Arc` and let go at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
+use rocksdb::WriteBatch;
+
+use super::caches::PointCache;
+use super::config::InstanceConfig;
+use super::error::StorageError;
+use super::hot::HotSegment;
+use super::keys::{self, CF_HOT, CF_IDS, CF_PAYLOADS};
+use super::request::{PayloadUpdate, PointWrite, MAX_BATCH_POINTS};
+use super::sealed::SealedSegment;
+use super::store::Store;
+use crate::error::EngineError;
+use crate::payload::{Filter, Payload, PayloadIndex};
+
+/// The segments a namespace is made of at one moment.
+pub(crate) struct SegmentSet {
+    /// Takes new writes.
+    pub(crate) hot: Arc<HotSegment>,
+    /// Full hot segments waiting to be (or being) written out; still searched.
+    pub(crate) sealing: Vec<Arc<HotSegment>>,
+    /// Cold segments, oldest first.
+    pub(crate) sealed: Vec<Arc<SealedSegment>>,
+}
+
+impl SegmentSet {
+    /// Every hot segment, the writable one first.
+    pub(crate) fn hot_segments(&self) -> impl Iterator<Item = &Arc<HotSegment>> {
+        std::iter::once(&self.hot).chain(self.sealing.iter())
+    }
+
+    /// Marks `point` deleted in whichever segment holds it.
+    fn mark_deleted(&self, point: u32) {
+        for hot in self.hot_segments() {
+            if hot.delete(point) {
+                return;
+            }
+        }
+        if let Some(segment) = self.sealed.iter().find(|s| s.contains(point)) {
+            segment.add_masked();
+        }
+    }
+
+    /// The doc id of `point`, wherever it is.
+    pub(crate) fn doc_of(&self, point: u32) -> Option<u64> {
+        self.hot_segments()
+            .find_map(|hot| hot.doc_of(point))
+            .or_else(|| self.sealed.iter().find_map(|s| s.doc_of(point)))
+    }
+
+    /// The stored vector of live `point`, and whether it came from the cold
+    /// tier.
+    pub(crate) fn vector_of(&self, point: u32) -> Option<(Vec<f32>, bool)> {
+        self.hot_segments()
+            .find_map(|hot| hot.vector_of(point))
+            .map(|v| (v, false))
+            .or_else(|| {
+                self.sealed
+                    .iter()
+                    .find_map(|s| s.vector_of(point).map(|v| (v.to_vec(), true)))
+            })
+    }
+}
+
+/// Which points are live, and their payloads indexed.
+#[derive(Default)]
+pub(crate) struct PointState {
+    pub(crate) live: RoaringBitmap,
+    pub(crate) payloads: PayloadIndex,
+}
+
+/// Writer-side state, guarded by `Namespace::writer`.
+pub(crate) struct WriterState {
+    /// Next point id to hand out.
+    pub(crate) next_point: u32,
+}
+
+/// One namespace of an instance.
+pub(crate) struct Namespace {
+    pub(crate) id: u32,
+    pub(crate) tenant: String,
+    pub(crate) name: String,
+    pub(crate) writer: Mutex<WriterState>,
+    pub(crate) segments: RwLock<Arc<SegmentSet>>,
+    pub(crate) points: RwLock<PointState>,
+    /// Raised by every write after its effects are visible and before it is
+    /// acknowledged; part of every query-cache key, so a cached answer from
+    /// before a write is never served after it.
+    pub(crate) generation: AtomicU64,
+    /// Held by whoever writes or replaces this namespace's cold segments
+    /// (sealer, optimizer), so that one does it at a time.
+    pub(crate) seal_lock: Mutex<()>,
+    /// Set when the namespace is dropped; writers then refuse.
+    pub(crate) dropped: AtomicBool,
+    /// The instance's cache of cold points; entries of this namespace are
+    /// invalidated under the `points` write lock.
+    point_cache: Option<Arc<PointCache>>,
+}
+
+/// What a write changed, for the caller's caches.
+#[derive(Debug, Default)]
+pub(crate) struct WriteOutcome {
+    /// Point ids whose cached copies are now stale.
+    pub(crate) stale_points: Vec<u32>,
+    /// The hot segment is full and should be sealed.
+    pub(crate) hot_full: bool,
+    /// How many items the write affected.
+    pub(crate) affected: usize,
+}
+
+impl Namespace {
+    /// A namespace in the given state.
+    pub(crate) fn new(
+        id: u32,
+        tenant: String,
+        name: String,
+        set: SegmentSet,
+        points: PointState,
+        next_point: u32,
+        point_cache: Option<Arc<PointCache>>,
+    ) -> Self {
+        Self {
+            id,
+            tenant,
+            name,
+            writer: Mutex::new(WriterState { next_point }),
+            segments: RwLock::new(Arc::new(set)),
+            points: RwLock::new(points),
+            generation: AtomicU64::new(0),
+            seal_lock: Mutex::new(()),
+            dropped: AtomicBool::new(false),
+            point_cache,
+        }
+    }
+
+    /// Drops the cached copy of `point`; called under the `points` write lock.
+    fn invalidate_cached(&self, point: u32) {
+        if let Some(cache) = &self.point_cache {
+            cache.remove(&(self.id, point));
+        }
+    }
+
+    /// The current segments.
+    pub(crate) fn segment_set(&self) -> Arc<SegmentSet> {
+        Arc::clone(&self.segments.read())
+    }
+
+    /// Current generation (see the field).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn bump_generation(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn not_found(&self) -> StorageError {
+        StorageError::NamespaceNotFound {
+            tenant: self.tenant.clone(),
+            namespace: self.name.clone(),
+        }
+    }
+
+    /// The point id of `doc_id`, read from RocksDB.
+    pub(crate) fn point_of(&self, store: &Store, doc_id: u64) -> Result<Option<u32>, StorageError> {
+        let value = store
+            .db()
+            .get_pinned_cf(store.cf(CF_IDS), keys::doc_key(self.id, doc_id))
+            .map_err(|e| StorageError::rocks("read id map", e))?;
+        match value {
+            None => Ok(None),
+            Some(bytes) => keys::parse_point_value(&bytes)
+                .map(Some)
+                .ok_or_else(|| StorageError::corrupt("id map value", format!("doc {doc_id}"))),
+        }
+    }
+
+    /// The stored payload of `point` (empty when it has none).
+    pub(crate) fn payload_of(&self, store: &Store, point: u32) -> Result<Payload, StorageError> {
+        let value = store
+            .db()
+            .get_pinned_cf(store.cf(CF_PAYLOADS), keys::point_key(self.id, point))
+            .map_err(|e| StorageError::rocks("read payload", e))?;
+        match value {
+            None => Ok(Payload::default()),
+            Some(bytes) => Payload::decode(&bytes).map_err(|e| {
+                StorageError::corrupt(format!("payload of point {point}"), e.to_string())
+            }),
+        }
+    }
+
+    /// Inserts or replaces points. Invalid items are refused one by one (their
+    /// slot in the answer holds the error); the valid ones are written in one
+    /// atomic batch and are durable per the fsync policy when this returns.
+    pub(crate) fn upsert(
+        &self,
+        store: &Store,
+        config: &InstanceConfig,
+        items: Vec<PointWrite>,
+    ) -> Result<(Vec<Result<(), EngineError>>, WriteOutcome), StorageError> {
+        check_batch_size(items.len())?;
+        let index_config = config.index_config();
+        let mut answers = Vec::with_capacity(items.len());
+        let mut valid = Vec::with_capacity(items.len());
+        for item in items {
+            let checked = index_config
+                .prepare(&item.vector)
+                .and_then(|_| item.payload.validate());
+            match checked {
+                Ok(()) => {
+                    answers.push(Ok(()));
+                    valid.push(item);
+                }
+                Err(e) => answers.push(Err(e)),
+            }
+        }
+        if valid.is_empty() {
+            return Ok((answers, WriteOutcome::default()));
+        }
+
+        struct Planned {
+            point: u32,
+            old: Option<(u32, Payload)>,
+        }
+        let writer_guard = self.writer.lock();
+        let mut writer = writer_guard;
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(self.not_found());
+        }
+        let set = self.segment_set();
+        let hot = Arc::clone(&set.hot);
+        let gate = hot.writer_gate();
+        let mut batch = WriteBatch::default();
+        let mut planned: Vec<Planned> = Vec::with_capacity(valid.len());
+        // Docs written earlier in this same batch: doc → index in `planned`.
+        let mut in_batch: HashMap<u64, usize> = HashMap::new();
+        for item in &valid {
+            let point = writer.next_point;
+            writer.next_point = point.checked_add(1).ok_or(EngineError::CapacityExceeded {
+                capacity: u32::MAX as usize,
+            })?;
+            let old = match in_batch.get(&item.doc_id) {
+                Some(&earlier) => {
+                    let previous = &valid[earlier];
+                    Some((planned[earlier].point, previous.payload.clone()))
+                }
+                None => match self.point_of(store, item.doc_id)? {
+                    Some(old) => Some((old, self.payload_of(store, old)?)),
+                    None => None,
+                },
+            };
+            batch.put_cf(
+                store.cf(CF_IDS),
+                keys::doc_key(self.id, item.doc_id),
+                keys::point_value(point),
+            );
+            batch.put_cf(
+                store.cf(CF_HOT),
+                keys::point_key(self.id, point),
+                keys::hot_value(item.doc_id, &item.vector),
+            );
+            if !item.payload.is_empty() {
+                batch.put_cf(
+                    store.cf(CF_PAYLOADS),
+                    keys::point_key(self.id, point),
+                    item.payload.encode(),
+                );
+            }
+            if let Some((old_point, _)) = &old {
+                batch.delete_cf(store.cf(CF_PAYLOADS), keys::point_key(self.id, *old_point));
+                batch.delete_cf(store.cf(CF_HOT), keys::point_key(self.id, *old_point));
+            }
+            in_batch.insert(item.doc_id, planned.len());
+            planned.push(Planned { point, old });
+        }
+        let ticket = store.write(batch)?;
+
+        let mut outcome = WriteOutcome {
+            affected: valid.len(),
+            ..WriteOutcome::default()
+        };
+        {
+            let mut points = self.points.write();
+            // Read under the lock: the sealer swaps segment sets under it, so
+            // a delete here reaches the segment that holds the point now.
+            let current = self.segment_set();
+            for (item, plan) in valid.iter().zip(&planned) {
+                if let Some((old, old_payload)) = &plan.old {
+                    points.live.remove(*old);
+                    points.payloads.remove(*old, old_payload);
+                    current.mark_deleted(*old);
+                    self.invalidate_cached(*old);
+                    outcome.stale_points.push(*old);
+                }
+                points.live.insert(plan.point);
+                points.payloads.insert(plan.point, &item.payload);
+            }
+        }
+        drop(writer);
+
+        // The graph inserts run outside the namespace lock, concurrently with
+        // other writers; the gate keeps the sealer waiting for them.
+        for (item, plan) in valid.iter().zip(&planned) {
+            hot.insert(plan.point, item.doc_id, &item.vector)?;
+            // A later write of the same doc (in this batch or a concurrent
+            // one) may already have replaced this point before it was linked.
+            if !self.points.read().live.contains(plan.point) {
+                hot.delete(plan.point);
+            }
+        }
+        drop(gate);
+        outcome.hot_full = hot.len() >= config.hot_max_points;
+        self.bump_generation();
+        store.commit(ticket)?;
+        Ok((answers, outcome))
+    }
+
+    /// Deletes the given docs; returns how many existed.
+    pub(crate) fn delete(
+        &self,
+        store: &Store,
+        doc_ids: &[u64],
+    ) -> Result<WriteOutcome, StorageError> {
+        check_batch_size(doc_ids.len())?;
+        let writer = self.writer.lock();
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(self.not_found());
+        }
+        let mut targets = Vec::new();
+        for &doc in doc_ids {
+            if let Some(point) = self.point_of(store, doc)? {
+                if !targets.iter().any(|&(d, _)| d == doc) {
+                    targets.push((doc, point));
+                }
+            }
+        }
+        let outcome = self.delete_points(store, &targets)?;
+        drop(writer);
+        Ok(outcome)
+    }
+
+    /// Deletes every point whose payload matches `filter`.
+    pub(crate) fn delete_by_filter(
+        &self,
+        store: &Store,
+        filter: &Filter,
+    ) -> Result<WriteOutcome, StorageError> {
+        filter.validate()?;
+        let writer = self.writer.lock();
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(self.not_found());
+        }
+        let matching = {
+            let points = self.points.read();
+            points.payloads.evaluate(filter, &points.live)
+        };
+        let set = self.segment_set();
+        let mut targets = Vec::with_capacity(matching.len() as usize);
+        for point in &matching {
+            let doc = set.doc_of(point).ok_or_else(|| {
+                StorageError::corrupt("namespace", format!("point {point} has no doc id"))
+            })?;
+            targets.push((doc, point));
+        }
+        let mut outcome = WriteOutcome::default();
+        for chunk in targets.chunks(MAX_BATCH_POINTS) {
+            let part = self.delete_points(store, chunk)?;
+            outcome.affected += part.affected;
+            outcome.stale_points.extend(part.stale_points);
+        }
+        drop(writer);
+        Ok(outcome)
+    }
+
+    /// Deletes `(doc, point)` pairs; the caller holds `writer`.
+    fn delete_points(
+        &self,
+        store: &Store,
+        targets: &[(u64, u32)],
+    ) -> Result<WriteOutcome, StorageError> {
+        if targets.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let mut batch = WriteBatch::default();
+        let mut old_payloads = Vec::with_capacity(targets.len());
+        for &(doc, point) in targets {
+            old_payloads.push(self.payload_of(store, point)?);
+            batch.delete_cf(store.cf(CF_IDS), keys::doc_key(self.id, doc));
+            batch.delete_cf(store.cf(CF_PAYLOADS), keys::point_key(self.id, point));
+            batch.delete_cf(store.cf(CF_HOT), keys::point_key(self.id, point));
+        }
+        let ticket = store.write(batch)?;
+        {
+            let mut points = self.points.write();
+            let set = self.segment_set();
+            for (&(_, point), payload) in targets.iter().zip(&old_payloads) {
+                points.live.remove(point);
+                points.payloads.remove(point, payload);
+                set.mark_deleted(point);
+                self.invalidate_cached(point);
+            }
+        }
+        self.bump_generation();
+        store.commit(ticket)?;
+        Ok(WriteOutcome {
+            stale_points: targets.iter().map(|&(_, p)| p).collect(),
+            hot_full: false,
+            affected: targets.len(),
+        })
+    }
+
+    /// Merges into or replaces the payload of `doc_id`.
+    pub(crate) fn update_payload(
+        &self,
+        store: &Store,
+        doc_id: u64,
+        payload: Payload,
+        mode: PayloadUpdate,
+    ) -> Result<WriteOutcome, StorageError> {
+        payload.validate()?;
+        let writer = self.writer.lock();
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(self.not_found());
+        }
+        let point = self
+            .point_of(store, doc_id)?
+            .ok_or_else(|| StorageError::DocNotFound {
+                namespace: self.name.clone(),
+                doc_id,
+            })?;
+        let old = self.payload_of(store, point)?;
+        let new = match mode {
+            PayloadUpdate::Replace => payload,
+            PayloadUpdate::Merge => {
+                let mut merged = old.clone();
+                merged.merge(payload);
+                merged.validate()?;
+                merged
+            }
+        };
+        let mut batch = WriteBatch::default();
+        let key = keys::point_key(self.id, point);
+        if new.is_empty() {
+            batch.delete_cf(store.cf(CF_PAYLOADS), key);
+        } else {
+            batch.put_cf(store.cf(CF_PAYLOADS), key, new.encode());
+        }
+        let ticket = store.write(batch)?;
+        {
+            let mut points = self.points.write();
+            points.payloads.remove(point, &old);
+            points.payloads.insert(point, &new);
+            self.invalidate_cached(point);
+        }
+        self.bump_generation();
+        drop(writer);
+        store.commit(ticket)?;
+        Ok(WriteOutcome {
+            stale_points: vec![point],
+            hot_full: false,
+            affected: 1,
+        })
+    }
+
+    /// Live points, or those matching `filter`.
+    pub(crate) fn count(&self, filter: Option<&Filter>) -> Result<u64, StorageError> {
+        let points = self.points.read();
+        Ok(match filter {
+            None => points.live.len(),
+            Some(filter) => {
+                filter.validate()?;
+                points.payloads.evaluate(filter, &points.live).len()
+            }
+        })
+    }
+
+    /// Swaps in a fresh hot segment if the current one holds points, moving
+    /// the full one to `sealing`. Returns false when there was nothing to do.
+    pub(crate) fn rotate_hot(&self, config: &InstanceConfig) -> Result<bool, StorageError> {
+        let writer = self.writer.lock();
+        let mut segments = self.segments.write();
+        if segments.hot.len() == 0 && segments.hot.first_point() == writer.next_point {
+            return Ok(false);
+        }
+        let fresh = Arc::new(HotSegment::new(config, writer.next_point)?);
+        let mut sealing = segments.sealing.clone();
+        sealing.push(Arc::clone(&segments.hot));
+        *segments = Arc::new(SegmentSet {
+            hot: fresh,
+            sealing,
+            sealed: segments.sealed.clone(),
+        });
+        drop(segments);
+        drop(writer);
+        Ok(true)
+    }
+}
+
+fn check_batch_size(len: usize) -> Result<(), EngineError> {
+    if len > MAX_BATCH_POINTS {
+        return Err(EngineError::InvalidBatch {
+            reason: format!("{len} points in one call; at most {MAX_BATCH_POINTS}"),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! [`SealedSegment`]: a cold segment of a namespace — a [`ColdSegment`]
+//! (graph, `f32` and `i8` vectors, ids, deleted bits, all searched from mmap)
+//! plus a point table that maps the namespace's point ids to slots and doc ids.
+//!
+//! The point table (`points.tbl`, [`FileKind::PointTable`]) holds one
+//! `[point id, slot, doc id]` row (`u64` each) per point that was live when
+//! the segment was written, sorted by point id, so lookups are binary searches
+//! over the mmap and nothing is loaded at open.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::error::StorageError;
+use super::hot::HotSegment;
+use crate::error::EngineError;
+use crate::index::{LabelFilter, Neighbor};
+use crate::segment::file::{write_file, MappedFile};
+use crate::segment::{ColdSegment, FileKind, SegmentError};
+
+/// File name of the point table inside a segment directory.
+const POINT_TABLE_FILE: &str = "points.tbl";
+
+/// One row of the point table.
+type PointRow = [u64; 3];
+
+/// An immutable segment of a namespace's cold tier.
+pub(crate) struct SealedSegment {
+    id: u64,
+    cold: ColdSegment,
+    table: MappedFile,
+    rows: usize,
+    /// Points of the table deleted since the segment was written (they are
+    /// masked by the namespace's live set). Raised under the namespace's
+    /// point-state write lock.
+    masked: AtomicUsize,
+}
+
+impl SealedSegment {
+    /// Writes `source` as a segment into `dir`, with an `i8` copy when
+    /// `quantize`. The caller holds the source's seal gate.
+    pub(crate) fn write(
+        source: &HotSegment,
+        dir: &Path,
+        quantize: bool,
+    ) -> Result<(), StorageError> {
+        ColdSegment::write_with(source.index(), dir, quantize)?;
+        let cold = ColdSegment::open(dir)?;
+        let mut rows: Vec<PointRow> = Vec::with_capacity(cold.len());
+        for slot in 0..cold.slots() as u32 {
+            if cold.is_deleted(slot) {
+                continue;
+            }
+            let Some(label) = cold.label(slot) else {
+                continue;
+            };
+            let point = u32::try_from(label).map_err(|_| {
+                StorageError::corrupt("hot segment", format!("label {label} is not a point id"))
+            })?;
+            let doc = source.doc_of(point).ok_or_else(|| {
+                StorageError::corrupt("hot segment", format!("point {point} has no doc id"))
+            })?;
+            rows.push([u64::from(point), u64::from(slot), doc]);
+        }
+        rows.sort_unstable_by_key(|row| row[0]);
+        write_file(
+            &dir.join(POINT_TABLE_FILE),
+            FileKind::PointTable,
+            rows.len() as u64,
+            3,
+            bytemuck::cast_slice(&rows),
+        )?;
+        Ok(())
+    }
+
+    /// Opens the segment `id` in `dir`, verifying every file.
+    pub(crate) fn open(id: u64, dir: &Path) -> Result<Self, StorageError> {
+        let cold = ColdSegment::open(dir)?;
+        let path = dir.join(POINT_TABLE_FILE);
+        let table = MappedFile::open(&path, FileKind::PointTable)?;
+        let rows = usize::try_from(table.rows()).unwrap_or(usize::MAX);
+        if table.width() != 3 {
+            return Err(SegmentError::corrupt(&path, "point table rows must be 3 words").into());
+        }
+        let segment = Self {
+            id,
+            cold,
+            table,
+            rows,
+            masked: AtomicUsize::new(0),
+        };
+        let entries = segment.entries();
+        if entries.len() != rows {
+            return Err(
+                SegmentError::corrupt(&path, "point table is shorter than its header").into(),
+            );
+        }
+        let slots = segment.cold.slots() as u64;
+        let sorted = entries.windows(2).all(|w| w[0][0] < w[1][0]);
+        let in_range = entries
+            .iter()
+            .all(|row| row[0] <= u64::from(u32::MAX) && row[1] < slots);
+        if !sorted || !in_range {
+            return Err(
+                SegmentError::corrupt(&path, "point table is unsorted or out of range").into(),
+            );
+        }
+        Ok(segment)
+    }
+
+    /// The segment's id (its directory name in the manifest).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Every `[point, slot, doc]` row, sorted by point id.
+    pub(crate) fn entries(&self) -> &[PointRow] {
+        // Checked at open: the table holds `rows` whole rows.
+        self.table.section(0, self.rows).unwrap_or_default()
+    }
+
+    fn row_of(&self, point: u32) -> Option<&PointRow> {
+        let entries = self.entries();
+        entries
+            .binary_search_by_key(&u64::from(point), |row| row[0])
+            .ok()
+            .map(|at| &entries[at])
+    }
+
+    /// True when the table holds `point` (live at write time).
+    pub(crate) fn contains(&self, point: u32) -> bool {
+        self.row_of(point).is_some()
+    }
+
+    /// The doc id `point` was written for.
+    pub(crate) fn doc_of(&self, point: u32) -> Option<u64> {
+        self.row_of(point).map(|row| row[2])
+    }
+
+    /// The stored vector of `point`.
+    pub(crate) fn vector_of(&self, point: u32) -> Option<&[f32]> {
+        let slot = u32::try_from(self.row_of(point)?[1]).ok()?;
+        self.cold.vector(slot)
+    }
+
+    /// Points in the table (live when written).
+    pub(crate) fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Points of the table deleted since.
+    pub(crate) fn masked(&self) -> usize {
+        self.masked.load(Ordering::Relaxed)
+    }
+
+    /// Sets the masked count (computed when the segment is published).
+    pub(crate) fn set_masked(&self, masked: usize) {
+        self.masked.store(masked, Ordering::Relaxed);
+    }
+
+    /// Counts one more masked point.
+    pub(crate) fn add_masked(&self) {
+        self.masked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Points still live.
+    pub(crate) fn live(&self) -> usize {
+        self.rows.saturating_sub(self.masked())
+    }
+
+    /// Bytes of the segment's files.
+    pub(crate) fn file_bytes(&self) -> u64 {
+        self.cold.file_bytes() + self.table.payload().len() as u64
+    }
+
+    /// Graph search; neighbour ids are point ids.
+    pub(crate) fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allow: Option<LabelFilter<'_>>,
+    ) -> Result<Vec<Neighbor>, EngineError> {
+        self.cold.search_by_label(query, k, ef, allow)
+    }
+
+    /// Exact search over the given points (those not here are skipped).
+    pub(crate) fn score(
+        &self,
+        query: &[f32],
+        k: usize,
+        points: &mut dyn Iterator<Item = u32>,
+    ) -> Result<Vec<Neighbor>, EngineError> {
+        let mut slots = points.filter_map(|point| u32::try_from(self.row_of(point)?[1]).ok());
+        self.cold.score_slots(query, k, &mut slots)
+    }
+}

@@ -1,0 +1,181 @@
+//! The read path of a namespace: searches fanned out over every segment and
+//! merged, point reads, and the point cache in front of cold points.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+
+use super::caches::{point_weight, CachedPoint, PointCache};
+use super::config::InstanceConfig;
+use super::error::StorageError;
+use super::namespace::{Namespace, SegmentSet};
+use super::planner::plan;
+use super::request::{score_of, QueryPlan, SearchHit, SearchRequest, SearchResponse};
+use super::store::Store;
+use crate::error::EngineError;
+use crate::index::{LabelFilter, Neighbor, SearchParams, MAX_EF};
+use crate::payload::Payload;
+
+/// Checks a search request's fields; returns the effective `ef`.
+pub(crate) fn validate_request(
+    config: &InstanceConfig,
+    request: &SearchRequest<'_>,
+) -> Result<usize, EngineError> {
+    config.index_config().prepare(request.vector)?;
+    let ef = request.ef.unwrap_or(config.default_ef);
+    if ef == 0 || ef > MAX_EF {
+        return Err(EngineError::InvalidParameter {
+            field: "ef",
+            reason: format!("must be in 1..={MAX_EF}, got {ef}"),
+        });
+    }
+    SearchParams::new(request.k, ef).validate()?;
+    if let Some(min_score) = request.min_score {
+        if !min_score.is_finite() {
+            return Err(EngineError::InvalidParameter {
+                field: "min_score",
+                reason: format!("must be finite, got {min_score}"),
+            });
+        }
+    }
+    if let Some(filter) = request.filter {
+        filter.validate()?;
+    }
+    Ok(ef.max(request.k))
+}
+
+/// Answers `request` over the namespace's current segments. The request has
+/// been validated ([`validate_request`]).
+pub(crate) fn search(
+    store: &Store,
+    config: &InstanceConfig,
+    namespace: &Namespace,
+    point_cache: Option<&PointCache>,
+    request: &SearchRequest<'_>,
+    ef: usize,
+) -> Result<SearchResponse, StorageError> {
+    let set = namespace.segment_set();
+    let points = namespace.points.read();
+    let allowed: Option<RoaringBitmap> = request
+        .filter
+        .map(|filter| points.payloads.evaluate(filter, &points.live));
+    let live = points.live.len();
+    let candidates = allowed.as_ref().map_or(live, RoaringBitmap::len);
+    let chosen = plan(
+        &config.planner,
+        live,
+        allowed.as_ref().map(RoaringBitmap::len),
+    );
+    let universe = allowed.as_ref().unwrap_or(&points.live);
+    let k = request.k;
+    let query = request.vector;
+
+    let mut found: Vec<Neighbor> = Vec::new();
+    match chosen {
+        QueryPlan::Exact => {
+            for hot in set.hot_segments() {
+                found.extend(hot.score(query, k, &mut universe.iter())?);
+            }
+            for segment in &set.sealed {
+                found.extend(segment.score(query, k, &mut universe.iter())?);
+            }
+        }
+        QueryPlan::Graph => {
+            let allow_fn = |label: u64| u32::try_from(label).is_ok_and(|p| universe.contains(p));
+            let allow: LabelFilter<'_> = &allow_fn;
+            for hot in set.hot_segments() {
+                // Hot graphs tombstone their own deletes; only a filter
+                // needs checking there.
+                let filter = allowed.as_ref().map(|_| allow);
+                found.extend(hot.search(query, k, ef, filter)?);
+            }
+            for segment in &set.sealed {
+                let filter = (allowed.is_some() || segment.masked() > 0).then_some(allow);
+                found.extend(segment.search(query, k, ef, filter)?);
+            }
+        }
+    }
+    found.sort_unstable_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+    let mut seen = HashSet::with_capacity(k);
+    found.retain(|n| seen.insert(n.id));
+    found.truncate(k);
+
+    let mut hits = Vec::with_capacity(found.len());
+    for neighbor in found {
+        let score = score_of(config.metric, neighbor.distance);
+        if request.min_score.is_some_and(|min| score < min) {
+            continue;
+        }
+        let Ok(point) = u32::try_from(neighbor.id) else {
+            continue;
+        };
+        let Some(doc_id) = set.doc_of(point) else {
+            continue;
+        };
+        let (payload, vector) = if request.with_payload || request.with_vector {
+            let (payload, vector) = read_point_parts(
+                store,
+                namespace,
+                &set,
+                point_cache,
+                point,
+                request.with_payload,
+            )?;
+            (
+                request.with_payload.then_some(payload),
+                if request.with_vector { vector } else { None },
+            )
+        } else {
+            (None, None)
+        };
+        hits.push(SearchHit {
+            doc_id,
+            score,
+            distance: neighbor.distance,
+            payload,
+            vector,
+        });
+    }
+    drop(points);
+    Ok(SearchResponse {
+        hits,
+        plan: chosen,
+        candidates,
+        cached: false,
+    })
+}
+
+/// The payload (when `with_payload`) and vector of live `point`, through the
+/// point cache for cold points. The caller holds the namespace's point-state
+/// read lock, which orders fills after invalidations (see `caches.rs`).
+pub(crate) fn read_point_parts(
+    store: &Store,
+    namespace: &Namespace,
+    set: &SegmentSet,
+    point_cache: Option<&PointCache>,
+    point: u32,
+    with_payload: bool,
+) -> Result<(Payload, Option<Vec<f32>>), StorageError> {
+    let key = (namespace.id, point);
+    if let Some(cached) = point_cache.and_then(|cache| cache.get(&key)) {
+        return Ok((cached.payload.clone(), Some(cached.vector.clone())));
+    }
+    let vector = set.vector_of(point);
+    let cold = vector.as_ref().is_some_and(|(_, cold)| *cold);
+    let payload = if with_payload || (cold && point_cache.is_some()) {
+        namespace.payload_of(store, point)?
+    } else {
+        Payload::default()
+    };
+    let vector = vector.map(|(v, _)| v);
+    if let (Some(cache), true, Some(vector)) = (point_cache, cold, vector.as_ref()) {
+        let entry = CachedPoint {
+            payload: payload.clone(),
+            vector: vector.clone(),
+        };
+        let weight = point_weight(&entry);
+        cache.insert(key, Arc::new(entry), weight);
+    }
+    Ok((payload, vector))
+}
