@@ -130,8 +130,8 @@ impl Default for PlannerConfig {
     fn default() -> Self {
         Self {
             exact_namespace_points: 10_000,
-            exact_filter_matches: 10_000,
-            exact_filter_selectivity: 0.02,
+            exact_filter_matches: 2_000,
+            exact_filter_selectivity: 0.01,
         }
     }
 }

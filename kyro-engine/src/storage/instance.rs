@@ -25,24 +25,19 @@ use super::config::InstanceConfig;
 use super::error::StorageError;
 use super::hot::HotSegment;
 use super::keys::{self, CF_HOT, CF_IDS, CF_META, CF_PAYLOADS, INSTANCE_KEY};
-use super::manifest::{
-    self, parse_segment_dir, segment_dir, InstanceRecord, NamespaceRecord, MANIFEST_VERSION,
-};
+use super::manifest::{self, segment_dir, InstanceRecord, NamespaceRecord, MANIFEST_VERSION};
 use super::namespace::{Namespace, PointState, SegmentSet};
+use super::recovery::{read_namespace_records, recover_namespace, remove_orphan_segments};
 use super::request::{
     NamespaceInfo, NamespaceRef, PayloadUpdate, PointRecord, PointWrite, ScrollPage, SearchRequest,
     SearchResponse, MAX_SCROLL_LIMIT,
 };
-use super::sealed::SealedSegment;
 use super::search::{read_point_parts, search, validate_request};
 use super::store::{Store, SyncStats};
-use super::tiering::{self, remove_dir, sync_dir, OptimizeReport};
+use super::tiering::{self, remove_dir, OptimizeReport};
 use crate::cache::{AdaptiveCache, CacheStats};
 use crate::error::EngineError;
-use crate::payload::{Filter, Payload, PayloadIndex};
-
-/// Name of the marker file that makes a directory a snapshot.
-const SNAPSHOT_MARKER: &str = "KYRO_SNAPSHOT";
+use crate::payload::{Filter, Payload};
 
 /// Counters of an instance, for `Stats` and `/metrics`.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,7 +122,7 @@ impl InstanceCore {
         Ok(())
     }
 
-    fn all_namespaces(&self) -> Vec<Arc<Namespace>> {
+    pub(crate) fn all_namespaces(&self) -> Vec<Arc<Namespace>> {
         self.namespaces.read().values().cloned().collect()
     }
 
@@ -161,7 +156,7 @@ struct Background {
 /// A storage instance. Cheap to share behind an `Arc`; every method takes
 /// `&self` and may be called from any number of threads.
 pub struct Instance {
-    core: Arc<InstanceCore>,
+    pub(super) core: Arc<InstanceCore>,
     background: Mutex<Option<Background>>,
 }
 
@@ -638,76 +633,6 @@ impl Instance {
         tiering::optimize(&self.core, &namespace, force)
     }
 
-    /// Writes a consistent point-in-time copy of the instance into `target`
-    /// (which must not exist): a RocksDB checkpoint plus hard links to the
-    /// cold segment files. Writes continue meanwhile; segment changes wait.
-    pub fn create_snapshot(&self, target: &Path) -> Result<(), StorageError> {
-        if target.exists() {
-            return Err(StorageError::Snapshot {
-                path: target.to_path_buf(),
-                reason: "already exists".into(),
-            });
-        }
-        fs::create_dir_all(target).map_err(|e| StorageError::io(target, e))?;
-        let core = &self.core;
-        let manifest = core.manifest.lock();
-        core.store.checkpoint(&target.join("rocksdb"))?;
-        let segments = target.join("segments");
-        fs::create_dir_all(&segments).map_err(|e| StorageError::io(&segments, e))?;
-        for namespace in core.all_namespaces() {
-            for segment in &namespace.segment_set().sealed {
-                let from = segment_dir(&core.segments_dir, segment.id());
-                let to = segment_dir(&segments, segment.id());
-                link_or_copy_dir(&from, &to)?;
-            }
-        }
-        drop(manifest);
-        let marker = target.join(SNAPSHOT_MARKER);
-        fs::write(
-            &marker,
-            format!(
-                "kyrodb snapshot\ndim={}\nmetric={}\n",
-                core.config.dim,
-                core.config.metric.name()
-            ),
-        )
-        .map_err(|e| StorageError::io(&marker, e))?;
-        sync_dir(&segments)?;
-        sync_dir(target)?;
-        tracing::info!(target = %target.display(), "snapshot written");
-        Ok(())
-    }
-
-    /// Makes `target` (absent or empty) a data directory holding the state
-    /// of `snapshot`; open it with [`Instance::open`] afterwards.
-    pub fn restore_snapshot(snapshot: &Path, target: &Path) -> Result<(), StorageError> {
-        if !snapshot.join(SNAPSHOT_MARKER).is_file() {
-            return Err(StorageError::Snapshot {
-                path: snapshot.to_path_buf(),
-                reason: format!("not a snapshot (no {SNAPSHOT_MARKER})"),
-            });
-        }
-        let occupied = fs::read_dir(target).is_ok_and(|mut d| d.next().is_some());
-        if occupied {
-            return Err(StorageError::Snapshot {
-                path: target.to_path_buf(),
-                reason: "restore target is not empty".into(),
-            });
-        }
-        fs::create_dir_all(target).map_err(|e| StorageError::io(target, e))?;
-        copy_dir(&snapshot.join("rocksdb"), &target.join("rocksdb"))?;
-        let segments = snapshot.join("segments");
-        let target_segments = target.join("segments");
-        fs::create_dir_all(&target_segments).map_err(|e| StorageError::io(&target_segments, e))?;
-        for entry in fs::read_dir(&segments).map_err(|e| StorageError::io(&segments, e))? {
-            let entry = entry.map_err(|e| StorageError::io(&segments, e))?;
-            link_or_copy_dir(&entry.path(), &target_segments.join(entry.file_name()))?;
-        }
-        sync_dir(&target_segments)?;
-        sync_dir(target)?;
-        Ok(())
-    }
-
     /// Counters over the whole instance.
     pub fn stats(&self) -> InstanceStats {
         let infos = self.list_namespaces(None);
@@ -808,184 +733,4 @@ fn start_background(
         })
         .map_err(|e| StorageError::io(dir, e))?;
     Ok(Background { stop, handle })
-}
-
-/// Every namespace record of the manifest, by id.
-fn read_namespace_records(store: &Store) -> Result<Vec<(u32, NamespaceRecord)>, StorageError> {
-    let prefix = keys::namespace_prefix();
-    let mut records = Vec::new();
-    let iter = store.db().iterator_cf(
-        store.cf(CF_META),
-        IteratorMode::From(prefix, Direction::Forward),
-    );
-    for entry in iter {
-        let (key, value) = entry.map_err(|e| StorageError::rocks("read manifest", e))?;
-        let Some(id_bytes) = key.strip_prefix(prefix) else {
-            break;
-        };
-        let id = <[u8; 4]>::try_from(id_bytes)
-            .map(u32::from_be_bytes)
-            .map_err(|_| StorageError::corrupt("manifest", "bad namespace key"))?;
-        let record: NamespaceRecord = manifest::decode("namespace record", &value)?;
-        records.push((id, record));
-    }
-    Ok(records)
-}
-
-/// Rebuilds a namespace from the manifest and RocksDB.
-fn recover_namespace(
-    store: &Store,
-    config: &InstanceConfig,
-    segments_dir: &Path,
-    id: u32,
-    record: NamespaceRecord,
-    point_cache: Option<Arc<PointCache>>,
-) -> Result<Namespace, StorageError> {
-    let sealed: Vec<Arc<SealedSegment>> = record
-        .segments
-        .iter()
-        .map(|&segment| {
-            SealedSegment::open(segment, &segment_dir(segments_dir, segment)).map(Arc::new)
-        })
-        .collect::<Result<_, _>>()?;
-    let prefix = keys::namespace_range(id).0;
-    let mut max_point: Option<u32> = None;
-    let mut note = |point: u32| max_point = Some(max_point.map_or(point, |m| m.max(point)));
-
-    let mut live = RoaringBitmap::new();
-    for entry in store.db().iterator_cf(
-        store.cf(CF_IDS),
-        IteratorMode::From(&prefix, Direction::Forward),
-    ) {
-        let (key, value) = entry.map_err(|e| StorageError::rocks("read id map", e))?;
-        match keys::parse_doc_key(&key) {
-            Some((ns, _)) if ns == id => {}
-            _ => break,
-        }
-        let point = keys::parse_point_value(&value)
-            .ok_or_else(|| StorageError::corrupt("id map value", format!("namespace {id}")))?;
-        live.insert(point);
-        note(point);
-    }
-
-    let mut payloads = PayloadIndex::default();
-    for entry in store.db().iterator_cf(
-        store.cf(CF_PAYLOADS),
-        IteratorMode::From(&prefix, Direction::Forward),
-    ) {
-        let (key, value) = entry.map_err(|e| StorageError::rocks("read payloads", e))?;
-        let point = match keys::parse_point_key(&key) {
-            Some((ns, point)) if ns == id => point,
-            _ => break,
-        };
-        if live.contains(point) {
-            let payload = Payload::decode(&value).map_err(|e| {
-                StorageError::corrupt(format!("payload of point {point}"), e.to_string())
-            })?;
-            payloads.insert(point, &payload);
-        }
-    }
-
-    let mut rows = Vec::new();
-    let mut vectors = Vec::new();
-    for entry in store.db().iterator_cf(
-        store.cf(CF_HOT),
-        IteratorMode::From(&prefix, Direction::Forward),
-    ) {
-        let (key, value) = entry.map_err(|e| StorageError::rocks("read write log", e))?;
-        let point = match keys::parse_point_key(&key) {
-            Some((ns, point)) if ns == id => point,
-            _ => break,
-        };
-        note(point);
-        let (doc, vector) = keys::parse_hot_value(&value, config.dim).ok_or_else(|| {
-            StorageError::corrupt("write log record", format!("namespace {id} point {point}"))
-        })?;
-        if live.contains(point) {
-            rows.push((point, doc));
-            vectors.extend_from_slice(&vector);
-        }
-    }
-    for segment in &sealed {
-        if let Some(last) = segment.entries().last() {
-            note(u32::try_from(last[0]).unwrap_or(u32::MAX));
-        }
-        let masked = segment
-            .entries()
-            .iter()
-            .filter(|row| u32::try_from(row[0]).is_ok_and(|p| !live.contains(p)))
-            .count();
-        segment.set_masked(masked);
-    }
-    let next_point = max_point.map_or(Ok(0), |m| {
-        m.checked_add(1).ok_or(EngineError::CapacityExceeded {
-            capacity: u32::MAX as usize,
-        })
-    })?;
-    let first_point = rows.iter().map(|&(p, _)| p).min().unwrap_or(next_point);
-    let hot = HotSegment::build(config, first_point, &rows, &vectors, 0)?;
-    tracing::info!(
-        tenant = %record.tenant,
-        namespace = %record.name,
-        live = live.len(),
-        hot = rows.len(),
-        cold_segments = sealed.len(),
-        "recovered namespace"
-    );
-    Ok(Namespace::new(
-        id,
-        record.tenant,
-        record.name,
-        SegmentSet {
-            hot: Arc::new(hot),
-            sealing: Vec::new(),
-            sealed,
-        },
-        PointState { live, payloads },
-        next_point,
-        point_cache,
-    ))
-}
-
-/// Removes segment directories no namespace references (left by a crash
-/// between writing a segment and publishing it) and temporary ones.
-fn remove_orphan_segments(segments_dir: &Path, referenced: &[u64]) -> Result<(), StorageError> {
-    for entry in fs::read_dir(segments_dir).map_err(|e| StorageError::io(segments_dir, e))? {
-        let entry = entry.map_err(|e| StorageError::io(segments_dir, e))?;
-        let name = entry.file_name();
-        let keep = name
-            .to_str()
-            .and_then(parse_segment_dir)
-            .is_some_and(|id| referenced.contains(&id));
-        if !keep {
-            tracing::warn!(dir = %entry.path().display(), "removing unreferenced segment directory");
-            remove_dir(&entry.path());
-        }
-    }
-    Ok(())
-}
-
-/// Hard-links every file of `from` into a new directory `to` (copies when
-/// linking is not possible, e.g. across file systems).
-fn link_or_copy_dir(from: &Path, to: &Path) -> Result<(), StorageError> {
-    fs::create_dir_all(to).map_err(|e| StorageError::io(to, e))?;
-    for entry in fs::read_dir(from).map_err(|e| StorageError::io(from, e))? {
-        let entry = entry.map_err(|e| StorageError::io(from, e))?;
-        let target = to.join(entry.file_name());
-        if fs::hard_link(entry.path(), &target).is_err() {
-            fs::copy(entry.path(), &target).map_err(|e| StorageError::io(&target, e))?;
-        }
-    }
-    sync_dir(to)
-}
-
-/// Copies every file of `from` into a new directory `to`.
-fn copy_dir(from: &Path, to: &Path) -> Result<(), StorageError> {
-    fs::create_dir_all(to).map_err(|e| StorageError::io(to, e))?;
-    for entry in fs::read_dir(from).map_err(|e| StorageError::io(from, e))? {
-        let entry = entry.map_err(|e| StorageError::io(from, e))?;
-        let target = to.join(entry.file_name());
-        fs::copy(entry.path(), &target).map_err(|e| StorageError::io(&target, e))?;
-    }
-    sync_dir(to)
 }

@@ -9,6 +9,7 @@
 //! - `planner`: exact scan or graph traversal, per query.
 //! - `hot` / `sealed`: the in-memory hot segment and the mmap'd cold segment.
 //! - `tiering`: sealing hot segments, merging and rewriting cold ones.
+//! - `recovery`: rebuilding namespaces at open; `snapshot`: snapshots.
 //! - `store`: RocksDB and the group-commit path; `keys`: its key layout;
 //!   `manifest`: the records that say which segments exist.
 //! - `caches`: the query-result and point caches.
@@ -23,9 +24,11 @@ mod keys;
 mod manifest;
 mod namespace;
 mod planner;
+mod recovery;
 pub mod request;
 mod sealed;
 mod search;
+mod snapshot;
 mod store;
 mod tiering;
 

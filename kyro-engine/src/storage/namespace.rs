@@ -113,9 +113,23 @@ pub(crate) struct Namespace {
     pub(crate) seal_lock: Mutex<()>,
     /// Set when the namespace is dropped; writers then refuse.
     pub(crate) dropped: AtomicBool,
+    /// The last few filters evaluated, with the generation they were
+    /// evaluated at: repeated filters (a tenant's tag, a time window) skip
+    /// the bitmap algebra. Read and filled under the `points` read lock.
+    filter_results: Mutex<Vec<FilterResult>>,
     /// The instance's cache of cold points; entries of this namespace are
     /// invalidated under the `points` write lock.
     point_cache: Option<Arc<PointCache>>,
+}
+
+/// Filter results kept per namespace.
+const FILTER_RESULTS: usize = 8;
+
+/// A filter's matching live points at one generation.
+struct FilterResult {
+    generation: u64,
+    filter: Vec<u8>,
+    points: Arc<RoaringBitmap>,
 }
 
 /// What a write changed, for the caller's caches.
@@ -150,8 +164,40 @@ impl Namespace {
             generation: AtomicU64::new(0),
             seal_lock: Mutex::new(()),
             dropped: AtomicBool::new(false),
+            filter_results: Mutex::new(Vec::new()),
             point_cache,
         }
+    }
+
+    /// The live points matching `filter`. The caller holds the `points` read
+    /// lock (`state`), so the generation read here matches the state.
+    pub(crate) fn matching(&self, state: &PointState, filter: &Filter) -> Arc<RoaringBitmap> {
+        let generation = self.generation();
+        let key = filter.encode();
+        {
+            let mut results = self.filter_results.lock();
+            if let Some(at) = results
+                .iter()
+                .position(|r| r.generation == generation && r.filter == key)
+            {
+                let hit = results.remove(at);
+                let points = Arc::clone(&hit.points);
+                results.push(hit);
+                return points;
+            }
+        }
+        let points = Arc::new(state.payloads.evaluate(filter, &state.live));
+        let mut results = self.filter_results.lock();
+        results.retain(|r| r.generation == generation);
+        if results.len() >= FILTER_RESULTS {
+            results.remove(0);
+        }
+        results.push(FilterResult {
+            generation,
+            filter: key,
+            points: Arc::clone(&points),
+        });
+        points
     }
 
     /// Drops the cached copy of `point`; called under the `points` write lock.
@@ -243,8 +289,7 @@ impl Namespace {
             point: u32,
             old: Option<(u32, Payload)>,
         }
-        let writer_guard = self.writer.lock();
-        let mut writer = writer_guard;
+        let mut writer = self.writer.lock();
         if self.dropped.load(Ordering::Acquire) {
             return Err(self.not_found());
         }
@@ -302,6 +347,9 @@ impl Namespace {
         };
         {
             let mut points = self.points.write();
+            // Raised under the lock too, so that (generation, point state)
+            // read together under the read lock always agree.
+            self.bump_generation();
             // Read under the lock: the sealer swaps segment sets under it, so
             // a delete here reaches the segment that holds the point now.
             let current = self.segment_set();
@@ -413,6 +461,9 @@ impl Namespace {
         let ticket = store.write(batch)?;
         {
             let mut points = self.points.write();
+            // Raised under the lock too, so that (generation, point state)
+            // read together under the read lock always agree.
+            self.bump_generation();
             let set = self.segment_set();
             for (&(_, point), payload) in targets.iter().zip(&old_payloads) {
                 points.live.remove(point);
@@ -469,6 +520,9 @@ impl Namespace {
         let ticket = store.write(batch)?;
         {
             let mut points = self.points.write();
+            // Raised under the lock too, so that (generation, point state)
+            // read together under the read lock always agree.
+            self.bump_generation();
             points.payloads.remove(point, &old);
             points.payloads.insert(point, &new);
             self.invalidate_cached(point);

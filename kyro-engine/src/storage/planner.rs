@@ -47,8 +47,10 @@ mod tests {
     #[test]
     fn selective_filters_scan_and_broad_filters_traverse() {
         let config = PlannerConfig::default();
-        assert_eq!(plan(&config, 1_000_000, Some(5_000)), QueryPlan::Exact);
-        assert_eq!(plan(&config, 1_000_000, Some(15_000)), QueryPlan::Exact);
+        assert_eq!(plan(&config, 1_000_000, Some(1_500)), QueryPlan::Exact);
+        assert_eq!(plan(&config, 1_000_000, Some(8_000)), QueryPlan::Exact);
+        assert_eq!(plan(&config, 1_000_000, Some(15_000)), QueryPlan::Graph);
+        assert_eq!(plan(&config, 50_000, Some(5_000)), QueryPlan::Graph);
         assert_eq!(plan(&config, 1_000_000, Some(500_000)), QueryPlan::Graph);
         assert_eq!(plan(&config, 50_000, Some(25_000)), QueryPlan::Graph);
     }

@@ -57,17 +57,13 @@ pub(crate) fn search(
 ) -> Result<SearchResponse, StorageError> {
     let set = namespace.segment_set();
     let points = namespace.points.read();
-    let allowed: Option<RoaringBitmap> = request
+    let allowed: Option<Arc<RoaringBitmap>> = request
         .filter
-        .map(|filter| points.payloads.evaluate(filter, &points.live));
+        .map(|filter| namespace.matching(&points, filter));
     let live = points.live.len();
-    let candidates = allowed.as_ref().map_or(live, RoaringBitmap::len);
-    let chosen = plan(
-        &config.planner,
-        live,
-        allowed.as_ref().map(RoaringBitmap::len),
-    );
-    let universe = allowed.as_ref().unwrap_or(&points.live);
+    let candidates = allowed.as_ref().map_or(live, |a| a.len());
+    let chosen = plan(&config.planner, live, allowed.as_ref().map(|a| a.len()));
+    let universe: &RoaringBitmap = allowed.as_deref().unwrap_or(&points.live);
     let k = request.k;
     let query = request.vector;
 
