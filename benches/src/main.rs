@@ -8,6 +8,8 @@
 //! - `plot`: draw several result files as recall/QPS curves on one chart.
 //! - `filter`: filtered search through the storage engine, per selectivity.
 //! - `ann --storage DIR`: the `ann` sweep through the full storage engine.
+//! - `cache`: replay seeded Zipf and shifting traces through KyroDB's
+//!   adaptive cache, LRU and moka, and report hit ratios.
 //!
 //! Progress bars go to stderr (and hide themselves when it is not a
 //! terminal); results go to stdout.
@@ -20,13 +22,16 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use kyro_engine::{HnswIndex, HnswParams, IndexConfig, Metric, Quantization, VectorIndex};
+use rayon::prelude::*;
 
+use kyro_bench::cache_replay::{self, CacheReport, CacheRun, Policy};
 use kyro_bench::dataset::{self, Matrix};
 use kyro_bench::groundtruth::exact_knn;
 use kyro_bench::plot::{plot_curves, Curve};
 use kyro_bench::report::{AnnReport, CurveFile, RunReport};
 use kyro_bench::stats::{human_bytes, mean_recall, peak_rss_bytes, percentile};
 use kyro_bench::synthetic::{self, SyntheticSpec};
+use kyro_bench::traces::TraceKind;
 
 mod storage_runs;
 
@@ -54,6 +59,9 @@ enum Command {
     /// Internal: write to a storage instance until killed (used by `ann --storage`).
     #[command(hide = true)]
     CrashWriter(CrashWriterArgs),
+    /// Replay seeded Zipf and shifting traces through KyroDB's cache, LRU
+    /// and moka at 0.5 %, 1 % and 10 % of the keys; report hit ratios.
+    Cache(CacheArgs),
 }
 
 /// Distance metric, as named on the command line.
@@ -318,6 +326,22 @@ struct PlotArgs {
     annotate_ef: bool,
 }
 
+#[derive(Args)]
+struct CacheArgs {
+    /// Distinct keys the traces draw from.
+    #[arg(long, default_value_t = 100_000)]
+    keys: usize,
+    /// Requests per trace.
+    #[arg(long, default_value_t = 1_000_000)]
+    requests: usize,
+    /// Seed of the first trace (trace i uses seed + i).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -331,6 +355,7 @@ fn main() -> Result<()> {
             let metric: Metric = args.metric.parse()?;
             storage_runs::run_crash_writer(&args.storage, args.dim, metric)
         }
+        Command::Cache(args) => run_cache(args),
     }
 }
 
@@ -1059,6 +1084,123 @@ fn run_plot(args: PlotArgs) -> Result<()> {
         .with_context(|| format!("plotting to {}", args.out.display()))?;
     println!("wrote {} ({} curves)", args.out.display(), curves.len());
     Ok(())
+}
+
+/// Cache sizes, in percent of the keys, that `cache` measures.
+const CACHE_SIZES_PCT: [f64; 3] = [0.5, 1.0, 10.0];
+
+fn run_cache(args: CacheArgs) -> Result<()> {
+    ensure!(args.keys > 0, "--keys must be at least 1");
+    ensure!(args.requests > 0, "--requests must be at least 1");
+    create_output_dirs(&args.json)?;
+    let traces = TraceKind::standard();
+    let bar = progress_bar(
+        (traces.len() * CACHE_SIZES_PCT.len() * Policy::ALL.len()) as u64,
+        "replay",
+    );
+    let start = Instant::now();
+    let mut runs = Vec::new();
+    for (i, kind) in traces.iter().enumerate() {
+        let trace = kind.generate(args.keys, args.requests, args.seed + i as u64);
+        let jobs: Vec<(f64, Policy)> = CACHE_SIZES_PCT
+            .iter()
+            .flat_map(|&pct| Policy::ALL.map(|policy| (pct, policy)))
+            .collect();
+        // Every job replays the trace into its own cache, so they can run on
+        // all cores without influencing each other.
+        let measured: Vec<CacheRun> = jobs
+            .par_iter()
+            .map(|&(size_pct, policy)| {
+                let entries = cache_entries(args.keys, size_pct);
+                let hit_ratio = cache_replay::replay(policy, &trace, entries);
+                bar.inc(1);
+                CacheRun {
+                    trace: kind.to_string(),
+                    size_pct,
+                    entries,
+                    policy: policy.name().to_string(),
+                    hit_ratio,
+                }
+            })
+            .collect();
+        runs.extend(measured);
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "replayed {} traces of {} requests over {} keys (seed {}) in {:.1} s",
+        traces.len(),
+        args.requests,
+        args.keys,
+        args.seed,
+        start.elapsed().as_secs_f64()
+    );
+    let report = CacheReport {
+        keys: args.keys,
+        requests: args.requests,
+        seed: args.seed,
+        runs,
+    };
+    print_cache_report(&report);
+    if let Some(path) = &args.json {
+        report.write(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Entries in a cache of `size_pct` percent of `keys` keys (at least 1).
+fn cache_entries(keys: usize, size_pct: f64) -> u64 {
+    ((keys as f64 * size_pct / 100.0).round() as u64).max(1)
+}
+
+/// One row per (trace, size) with each policy's hit ratio; the best of the
+/// row is starred.
+fn print_cache_report(report: &CacheReport) {
+    println!();
+    println!(
+        "hit ratio, {} requests per trace over {} keys, seed {}; * = best of the row",
+        report.requests, report.keys, report.seed
+    );
+    println!();
+    print!("{:<9} {:>6} {:>8}", "trace", "size", "entries");
+    for policy in Policy::ALL {
+        print!("  {:>8}", policy.name());
+    }
+    println!("  {:>10}", "kyro-moka");
+    let mut rows: Vec<(&str, f64)> = Vec::new();
+    for run in &report.runs {
+        if !rows.contains(&(run.trace.as_str(), run.size_pct)) {
+            rows.push((run.trace.as_str(), run.size_pct));
+        }
+    }
+    for (trace, size_pct) in rows {
+        let row: Vec<&CacheRun> = report
+            .runs
+            .iter()
+            .filter(|r| r.trace == trace && r.size_pct == size_pct)
+            .collect();
+        let best = row.iter().map(|r| r.hit_ratio).fold(f64::MIN, f64::max);
+        let ratio = |policy: Policy| {
+            row.iter()
+                .find(|r| r.policy == policy.name())
+                .map(|r| r.hit_ratio)
+        };
+        let entries = row.first().map_or(0, |r| r.entries);
+        print!("{trace:<9} {:>5}% {entries:>8}", size_pct);
+        for policy in Policy::ALL {
+            match ratio(policy) {
+                Some(r) => {
+                    let star = if r == best { "*" } else { " " };
+                    print!("  {r:>7.4}{star}");
+                }
+                None => print!("  {:>8}", "-"),
+            }
+        }
+        match (ratio(Policy::Kyro), ratio(Policy::Moka)) {
+            (Some(k), Some(m)) => println!("  {:>+10.4}", k - m),
+            _ => println!(),
+        }
+    }
 }
 
 #[cfg(test)]

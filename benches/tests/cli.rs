@@ -120,3 +120,48 @@ fn truncated_input_file_is_a_clear_error_not_a_panic() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn cache_reports_every_trace_size_and_policy_with_hit_ratios_in_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = path(dir.path(), "cache.json");
+    let out = kyro_bench(&[
+        "cache",
+        "--keys",
+        "2000",
+        "--requests",
+        "20000",
+        "--seed",
+        "3",
+        "--json",
+        &json,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json written")).expect("json");
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 4 * 3 * 3);
+    for trace in ["zipf-0.8", "zipf-1.0", "zipf-1.2", "shifting"] {
+        for size_pct in [0.5, 1.0, 10.0] {
+            for policy in ["kyro", "lru", "moka"] {
+                let run = runs
+                    .iter()
+                    .find(|r| {
+                        r["trace"] == trace
+                            && r["size_pct"].as_f64() == Some(size_pct)
+                            && r["policy"] == policy
+                    })
+                    .unwrap_or_else(|| panic!("no run for {trace} {size_pct}% {policy}"));
+                let ratio = run["hit_ratio"].as_f64().expect("hit_ratio");
+                assert!((0.0..=1.0).contains(&ratio), "{trace} {policy}: {ratio}");
+            }
+        }
+    }
+    // The table names every policy and marks a best per row.
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("kyro") && table.contains("moka") && table.contains('*'));
+}

@@ -19,10 +19,13 @@
 //! A burst of one-hit keys therefore passes through the window without
 //! displacing the popular entries in main (scan resistance).
 //!
-//! The [`HillClimber`] moves the window/main split after every sample of
-//! requests (one sketch ageing period) in the direction that raised the hit
-//! ratio, so recency-biased workloads get a large window and frequency-biased
-//! ones a small one.
+//! The hill climber (`climber.rs`) moves the window/main split after every
+//! sample of requests in the direction that raised the hit ratio, so
+//! recency-biased workloads get a large window and frequency-biased ones a
+//! small one. It also reports a *collapse* of the hit ratio; if the keys
+//! missing then are ones requested before (the popular set moved, rather
+//! than a scan passing through), the cache forgets what it learned: it
+//! clears the sketch and demotes every protected entry to probation.
 
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
@@ -79,8 +82,12 @@ const MAX_TRANSFERS_PER_RESIZE: usize = 1024;
 /// stored twice (in the hash index and next to the value), so prefer compact
 /// keys (an id, or a fixed-size hash of a query).
 ///
-/// Every method takes one internal lock for the duration of the call; see
-/// [`AdaptiveCache::state`] for what it guards.
+/// Every method takes one internal lock for the duration of the call (the
+/// `state` field documents what it guards).
+///
+/// Bookkeeping is not charged against the capacity: per entry, roughly 100
+/// bytes (the entry record, its index slot, 16–32 bytes of frequency sketch
+/// and as much doorkeeper) plus the key a second time.
 ///
 /// The hasher `S` keys the hash index and the frequency sketch. The default,
 /// [`RandomState`], is seeded per cache, so that nobody can choose keys that
