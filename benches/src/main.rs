@@ -181,6 +181,10 @@ struct AnnArgs {
     /// With --storage: always, never or interval_ms=N.
     #[arg(long, default_value = "never", requires = "storage")]
     fsync: String,
+    /// With --storage: serve the instance a previous run left in DIR
+    /// (reopen and search only) instead of building one.
+    #[arg(long, requires = "storage")]
+    reuse_storage: bool,
 }
 
 #[derive(Args)]
@@ -657,6 +661,7 @@ fn run_ann(args: AnnArgs) -> Result<()> {
             quantization,
             fsync: args.fsync.parse()?,
             threads,
+            reuse: args.reuse_storage,
         };
         let facts = storage_runs::run_ann_storage(&settings, base, &queries, &gt, k, &args.ef)?;
         let engine = args
@@ -906,6 +911,7 @@ fn run_filter(args: FilterArgs) -> Result<()> {
         quantization: Quantization::I8,
         fsync: kyro_engine::storage::FsyncPolicy::Never,
         threads,
+        reuse: false,
     };
     let report = storage_runs::run_filter(
         &settings,

@@ -59,13 +59,6 @@ pub fn current_rss_bytes() -> Option<u64> {
     parse_status_kb(&status, "VmRSS:")
 }
 
-/// Resets the peak RSS (`VmHWM`) to the current RSS, so that a later
-/// [`peak_rss_bytes`] measures one phase only (Linux `clear_refs`, value 5).
-/// Returns false where that is not possible.
-pub fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
 fn parse_vm_hwm(status: &str) -> Option<u64> {
     parse_status_kb(status, "VmHWM:")
 }

@@ -23,9 +23,7 @@ use rayon::prelude::*;
 use kyro_bench::dataset::Matrix;
 use kyro_bench::groundtruth::exact_knn;
 use kyro_bench::report::{FilterReport, FilterRun, RunReport};
-use kyro_bench::stats::{
-    current_rss_bytes, mean_recall, peak_rss_bytes, percentile, reset_peak_rss,
-};
+use kyro_bench::stats::{current_rss_bytes, mean_recall, percentile};
 
 use crate::progress_bar;
 
@@ -47,6 +45,8 @@ pub(crate) struct StorageSettings {
     pub(crate) quantization: Quantization,
     pub(crate) fsync: FsyncPolicy,
     pub(crate) threads: usize,
+    /// Serve an instance a previous run left in `dir` instead of building one.
+    pub(crate) reuse: bool,
 }
 
 impl StorageSettings {
@@ -134,37 +134,53 @@ pub(crate) fn run_ann_storage(
     k: usize,
     efs: &[usize],
 ) -> Result<StorageFacts> {
+    let empty = !settings.dir.exists() || std::fs::read_dir(&settings.dir)?.next().is_none();
     ensure!(
-        !settings.dir.exists() || std::fs::read_dir(&settings.dir)?.next().is_none(),
-        "--storage {} must be absent or empty",
+        empty || settings.reuse,
+        "--storage {} must be absent or empty (or pass --reuse-storage)",
         settings.dir.display()
     );
     let (n, dim) = (base.rows(), base.dim());
-    let config = settings.config(dim, n);
-    let instance = Instance::open(&settings.dir, config.clone()).context("opening the instance")?;
-    let insert_seconds = insert_all(&instance, &base, settings.threads, &|_| Payload::default())?;
-    eprintln!(
-        "insert: {n} points in {insert_seconds:.2} s ({:.0}/s) through the engine",
-        n as f64 / insert_seconds
-    );
-    drop(base);
-    let started = Instant::now();
-    instance.flush(None).context("sealing to the cold tier")?;
-    let flush_seconds = started.elapsed().as_secs_f64();
-    let cold_bytes = instance.stats().cold_bytes;
-    eprintln!("flush: sealed in {flush_seconds:.2} s, cold files {cold_bytes} bytes");
-    instance.close().context("closing")?;
+    // One hot segment for the whole set, sealed by the flush below (not
+    // inline by the last insert), so the flush time is the seal's.
+    let config = settings.config(dim, n + 1);
+    let (mut insert_seconds, mut flush_seconds, mut cold_bytes) = (0.0, 0.0, 0);
+    if empty {
+        let instance =
+            Instance::open(&settings.dir, config.clone()).context("opening the instance")?;
+        insert_seconds = insert_all(&instance, &base, settings.threads, &|_| Payload::default())?;
+        eprintln!(
+            "insert: {n} points in {insert_seconds:.2} s ({:.0}/s) through the engine",
+            n as f64 / insert_seconds
+        );
+        drop(base);
+        let started = Instant::now();
+        instance.flush(None).context("sealing to the cold tier")?;
+        flush_seconds = started.elapsed().as_secs_f64();
+        cold_bytes = instance.stats().cold_bytes;
+        eprintln!("flush: sealed in {flush_seconds:.2} s, cold files {cold_bytes} bytes");
+        instance.close().context("closing")?;
+    } else {
+        drop(base);
+        eprintln!("reusing the instance in {}", settings.dir.display());
+    }
 
-    reset_peak_rss();
     let started = Instant::now();
     let instance = Instance::open(&settings.dir, config.clone()).context("reopening")?;
     let open_seconds = started.elapsed().as_secs_f64();
     let count = instance.count(TARGET, None)?;
     ensure!(
-        count == n as u64,
+        count >= n as u64,
         "{count} points after reopen, {n} inserted"
     );
     eprintln!("reopen: {open_seconds:.3} s");
+    if cold_bytes == 0 {
+        cold_bytes = instance.stats().cold_bytes;
+    }
+    // Resident set while serving: sampled after the warm-up and after each
+    // pass (the data set was freed before the reopen). VmRSS counts the
+    // mapped segment pages the searches touched.
+    let mut serving_rss = current_rss_bytes();
 
     let search = |ef: usize, bar: &ProgressBar| -> Result<(Vec<Vec<u64>>, Vec<f64>, f64)> {
         let mut ids = Vec::with_capacity(queries.rows());
@@ -186,6 +202,7 @@ pub(crate) fn run_ann_storage(
     let warm = progress_bar(queries.rows() as u64, "warm-up");
     search(efs[0], &warm)?;
     warm.finish_and_clear();
+    serving_rss = serving_rss.max(current_rss_bytes());
     let mut runs = Vec::new();
     for &ef in efs {
         let bar = progress_bar(queries.rows() as u64, format!("ef={ef}"));
@@ -205,8 +222,9 @@ pub(crate) fn run_ann_storage(
             run.ef, run.recall, run.qps
         );
         runs.push(run);
+        serving_rss = serving_rss.max(current_rss_bytes());
     }
-    let serving_rss_bytes = peak_rss_bytes().or_else(current_rss_bytes);
+    let serving_rss_bytes = serving_rss;
     instance.close()?;
 
     let open_after_kill_seconds = match std::env::current_exe() {
