@@ -164,6 +164,7 @@ pub(crate) fn run_ann_storage(
         drop(base);
         eprintln!("reusing the instance in {}", settings.dir.display());
     }
+    eprintln!("rss before reopen: {}", rss_text());
 
     let started = Instant::now();
     let instance = Instance::open(&settings.dir, config.clone()).context("reopening")?;
@@ -173,7 +174,7 @@ pub(crate) fn run_ann_storage(
         count >= n as u64,
         "{count} points after reopen, {n} inserted"
     );
-    eprintln!("reopen: {open_seconds:.3} s");
+    eprintln!("reopen: {open_seconds:.3} s, rss {}", rss_text());
     if cold_bytes == 0 {
         cold_bytes = instance.stats().cold_bytes;
     }
@@ -240,6 +241,11 @@ pub(crate) fn run_ann_storage(
         cold_bytes,
         runs,
     })
+}
+
+/// The current resident set, for progress lines.
+fn rss_text() -> String {
+    current_rss_bytes().map_or_else(|| "n/a".to_string(), kyro_bench::stats::human_bytes)
 }
 
 /// Starts `kyro-bench crash-writer` on the instance, SIGKILLs it after it

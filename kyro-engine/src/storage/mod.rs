@@ -13,7 +13,7 @@
 //! - `store`: RocksDB and the group-commit path; `keys`: its key layout;
 //!   `manifest`: the records that say which segments exist.
 //! - `caches`: the query-result and point caches.
-//! - [`error`]: [`StorageError`].
+//! - [`error`]: the storage error type, [`StorageError`].
 
 mod caches;
 pub mod config;
