@@ -22,6 +22,12 @@ pub(crate) trait PointRows {
     fn i8_row(&self, node: u32) -> Option<&[i8]>;
     /// Whether `node` was deleted (it still routes, but is never returned).
     fn is_deleted(&self, node: u32) -> bool;
+    /// The exact distance from `query` to `node`, for rescoring the
+    /// candidates of an `i8` traversal. Storage that should not map its `f32`
+    /// rows (a cold segment) reads them another way.
+    fn rescore_distance(&self, metric: Metric, query: &[f32], node: u32) -> f32 {
+        prepared_distance(metric, query, self.f32_row(node))
+    }
 }
 
 /// One query against one graph, the vector already prepared.
@@ -343,7 +349,7 @@ pub(crate) fn search_graph(
                 .results
                 .drain()
                 .map(|c| Candidate {
-                    distance: exact(c.node),
+                    distance: points.rescore_distance(query.metric, query.vector, c.node),
                     node: c.node,
                 })
                 .collect()
