@@ -486,13 +486,15 @@ where
         if freed >= needed && candidate_frequency > victims_frequency {
             // Highest positions first: a removal moves the last entry into
             // the hole, and the last entry is then never a pending victim.
-            self.victims.sort_unstable_by(|a, b| b.cmp(a));
+            let mut victims = std::mem::take(&mut self.victims);
+            victims.sort_unstable_by(|a, b| b.cmp(a));
             let mut tracked = [slot];
-            for i in 0..self.victims.len() {
-                let victim = self.victims[i];
+            for &victim in &victims {
                 self.entries.remove(victim, &mut tracked);
                 self.stats.evictions += 1;
             }
+            // Hand the buffer back, so its allocation is reused.
+            self.victims = victims;
             self.entries.newer(tracked[0])
         } else {
             let mut tracked = [self.entries.newer(slot).unwrap_or(u32::MAX)];
