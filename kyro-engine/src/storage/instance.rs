@@ -379,21 +379,40 @@ impl Instance {
                 records.push(None);
                 continue;
             };
-            let (payload, vector) = read_point_parts(
-                store,
+            records.push(Some(self.point_record(
                 &namespace,
                 &set,
-                self.core.point_cache.as_deref(),
-                point,
+                (doc_id, point),
+                with_vector,
                 with_payload,
-            )?;
-            records.push(Some(PointRecord {
-                doc_id,
-                vector: if with_vector { vector } else { None },
-                payload: with_payload.then_some(payload),
-            }));
+            )?));
         }
         Ok(records)
+    }
+
+    /// The record of live `(doc_id, point)`, with what was asked for. The
+    /// caller holds the namespace's point-state read lock.
+    fn point_record(
+        &self,
+        namespace: &Namespace,
+        set: &SegmentSet,
+        (doc_id, point): (u64, u32),
+        with_vector: bool,
+        with_payload: bool,
+    ) -> Result<PointRecord, StorageError> {
+        let (payload, vector) = read_point_parts(
+            &self.core.store,
+            namespace,
+            set,
+            self.core.point_cache.as_deref(),
+            point,
+            with_payload,
+        )?;
+        Ok(PointRecord {
+            doc_id,
+            vector: if with_vector { vector } else { None },
+            payload: with_payload.then_some(payload),
+        })
     }
 
     /// Merges into or replaces the payload of `doc_id`.
@@ -539,19 +558,13 @@ impl Instance {
                 next_after = page.last().map(|r: &PointRecord| r.doc_id);
                 break;
             }
-            let (payload, vector) = read_point_parts(
-                store,
+            page.push(self.point_record(
                 &namespace,
                 &set,
-                self.core.point_cache.as_deref(),
-                point,
+                (doc_id, point),
+                with_vector,
                 with_payload,
-            )?;
-            page.push(PointRecord {
-                doc_id,
-                vector: if with_vector { vector } else { None },
-                payload: with_payload.then_some(payload),
-            });
+            )?);
         }
         Ok(ScrollPage {
             points: page,
