@@ -29,7 +29,7 @@ use kyro_bench::dataset::{self, Matrix};
 use kyro_bench::groundtruth::exact_knn;
 use kyro_bench::plot::{plot_curves, Curve};
 use kyro_bench::report::{AnnReport, CurveFile, RunReport};
-use kyro_bench::stats::{human_bytes, mean_recall, peak_rss_bytes, percentile};
+use kyro_bench::stats::{human_bytes, peak_rss_bytes};
 use kyro_bench::synthetic::{self, SyntheticSpec};
 use kyro_bench::traces::TraceKind;
 
@@ -753,17 +753,9 @@ fn run_ann(args: AnnArgs) -> Result<()> {
     let mut runs = Vec::with_capacity(args.ef.len());
     for &ef in &args.ef {
         let bar = progress_bar(queries.rows() as u64, format!("ef={ef}"));
-        let (ids, mut latencies, wall) = search_all(&index, &queries, k, ef, &bar)?;
+        let (ids, latencies, wall) = search_all(&index, &queries, k, ef, &bar)?;
         bar.finish_and_clear();
-        latencies.sort_by(f64::total_cmp);
-        let run = RunReport {
-            ef,
-            recall: mean_recall(&ids, &gt, k),
-            qps: queries.rows() as f64 / wall,
-            p50_us: percentile(&latencies, 50.0),
-            p99_us: percentile(&latencies, 99.0),
-            mean_us: latencies.iter().sum::<f64>() / latencies.len() as f64,
-        };
+        let run = RunReport::from_pass(ef, &ids, &gt, k, latencies, wall);
         eprintln!(
             "ef {:>5}: recall@{k} {:.4}, {:.0} QPS",
             run.ef, run.recall, run.qps

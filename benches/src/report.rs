@@ -7,6 +7,9 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::Matrix;
+use crate::stats::{mean_recall, percentile};
+
 /// One recall/throughput point of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -23,6 +26,29 @@ pub struct RunReport {
     /// Mean per-query latency in microseconds.
     #[serde(default)]
     pub mean_us: f64,
+}
+
+impl RunReport {
+    /// The figures of one pass over the queries at `ef`: result ids (per
+    /// query), per-query latencies in µs and the pass's wall time.
+    pub fn from_pass(
+        ef: usize,
+        ids: &[Vec<u64>],
+        gt: &Matrix<i32>,
+        k: usize,
+        mut latencies_us: Vec<f64>,
+        wall_seconds: f64,
+    ) -> Self {
+        latencies_us.sort_by(f64::total_cmp);
+        Self {
+            ef,
+            recall: mean_recall(ids, gt, k),
+            qps: ids.len() as f64 / wall_seconds,
+            p50_us: percentile(&latencies_us, 50.0),
+            p99_us: percentile(&latencies_us, 99.0),
+            mean_us: latencies_us.iter().sum::<f64>() / latencies_us.len().max(1) as f64,
+        }
+    }
 }
 
 /// A full `ann` result: build facts plus one [`RunReport`] per `ef`.

@@ -207,17 +207,9 @@ pub(crate) fn run_ann_storage(
     let mut runs = Vec::new();
     for &ef in efs {
         let bar = progress_bar(queries.rows() as u64, format!("ef={ef}"));
-        let (ids, mut latencies, wall) = search(ef, &bar)?;
+        let (ids, latencies, wall) = search(ef, &bar)?;
         bar.finish_and_clear();
-        latencies.sort_by(f64::total_cmp);
-        let run = RunReport {
-            ef,
-            recall: mean_recall(&ids, gt, k),
-            qps: queries.rows() as f64 / wall,
-            p50_us: percentile(&latencies, 50.0),
-            p99_us: percentile(&latencies, 99.0),
-            mean_us: latencies.iter().sum::<f64>() / latencies.len() as f64,
-        };
+        let run = RunReport::from_pass(ef, &ids, gt, k, latencies, wall);
         eprintln!(
             "ef {:>5}: recall@{k} {:.4}, {:.0} QPS",
             run.ef, run.recall, run.qps

@@ -293,8 +293,7 @@ impl Namespace {
         if self.dropped.load(Ordering::Acquire) {
             return Err(self.not_found());
         }
-        let set = self.segment_set();
-        let hot = Arc::clone(&set.hot);
+        let hot = Arc::clone(&self.segment_set().hot);
         let gate = hot.writer_gate();
         let mut batch = WriteBatch::default();
         let mut planned: Vec<Planned> = Vec::with_capacity(valid.len());
