@@ -7,6 +7,7 @@
 pub mod cache_replay;
 pub mod dataset;
 pub mod groundtruth;
+pub mod load;
 pub mod plot;
 pub mod report;
 pub mod stats;

@@ -33,6 +33,7 @@ use kyro_bench::stats::{human_bytes, peak_rss_bytes};
 use kyro_bench::synthetic::{self, SyntheticSpec};
 use kyro_bench::traces::TraceKind;
 
+mod load_runs;
 mod storage_runs;
 
 #[derive(Parser)]
@@ -62,6 +63,10 @@ enum Command {
     /// Replay seeded Zipf and shifting traces through KyroDB's cache, LRU
     /// and moka at 0.5 %, 1 % and 10 % of the keys; report hit ratios.
     Cache(CacheArgs),
+    /// gRPC load generator for kyro-server (or the same load in-process):
+    /// concurrent search/insert/get at a target rate or flat out, with
+    /// HdrHistogram latencies, a progress line, a final table and JSON.
+    Load(load_runs::LoadArgs),
 }
 
 /// Distance metric, as named on the command line.
@@ -360,6 +365,7 @@ fn main() -> Result<()> {
             storage_runs::run_crash_writer(&args.storage, args.dim, metric)
         }
         Command::Cache(args) => run_cache(args),
+        Command::Load(args) => load_runs::run_load(args),
     }
 }
 

@@ -1,0 +1,499 @@
+//! `kyro-bench load`: drives the workload of [`kyro_bench::load`] against a
+//! `kyro-server` instance over gRPC, or against an engine instance opened in
+//! this process (the baseline the gRPC figures are compared with).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::Args;
+use kyro_bench::dataset::{self, Matrix};
+use kyro_bench::groundtruth::exact_knn;
+use kyro_bench::load::{
+    expand_with_jitter, intended_start, print_report, spawn_progress_line, summarize, LoadReport,
+    Mix, Op, Progress, WorkerStats,
+};
+use kyro_bench::stats::mean_recall;
+use kyro_engine::storage::{Instance, InstanceConfig, NamespaceRef, PointWrite, SearchRequest};
+use kyro_engine::{Metric, Payload};
+use kyro_proto::v1 as pb;
+use kyro_proto::v1::kyro_client::KyroClient;
+use rand::{Rng, SeedableRng};
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// Points per insert batch while preloading.
+const PRELOAD_BATCH: usize = 1000;
+/// The tenant in-process runs write as (a server run uses the key's tenant).
+const IN_PROCESS_TENANT: &str = "bench";
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// gRPC address of a kyro-server instance, e.g. http://127.0.0.1:50051.
+    #[arg(long, required_unless_present = "in_process", conflicts_with = "in_process")]
+    addr: Option<String>,
+    /// Instead of a server, open an engine instance in DIR in this process
+    /// (same engine defaults as the server) and drive it from threads.
+    #[arg(long, value_name = "DIR")]
+    in_process: Option<PathBuf>,
+    /// API key (admin scope when --preload, which flushes).
+    #[arg(long, env = "KYRO_API_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Namespace to load and query.
+    #[arg(long, default_value = "bench")]
+    namespace: String,
+    /// Base vectors (.fvecs): preloaded, and the source of inserted vectors.
+    #[arg(long, value_name = "FILE")]
+    base: PathBuf,
+    /// Query vectors (.fvecs).
+    #[arg(long, value_name = "FILE")]
+    queries: PathBuf,
+    /// Ground truth (.ivecs) of the base as given; computed exactly when
+    /// absent or when --points grows the base.
+    #[arg(long, value_name = "FILE")]
+    gt: Option<PathBuf>,
+    /// Grow (by jittered copies) or cut the base to N points.
+    #[arg(long, value_name = "N")]
+    points: Option<usize>,
+    /// Scale of the jitter added to copies.
+    #[arg(long, default_value_t = 0.01)]
+    jitter: f32,
+    /// Insert the base (doc id = row) and flush before the run.
+    #[arg(long)]
+    preload: bool,
+    /// Concurrent workers (gRPC: in-flight requests; in-process: threads).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Seconds of timed load.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Target total rate in ops/s (open loop); flat out when absent.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Operation weights, e.g. search=90,insert=5,get=5.
+    #[arg(long, default_value = "search=100")]
+    mix: String,
+    /// Neighbours per search.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Search breadth (default: the instance's).
+    #[arg(long)]
+    ef: Option<usize>,
+    /// gRPC connections the workers share.
+    #[arg(long, default_value_t = 2)]
+    connections: usize,
+    /// Client runtime threads (gRPC mode).
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+    /// Skip the recall pass.
+    #[arg(long)]
+    no_recall: bool,
+    /// Write the report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+/// Vectors, queries and ground truth of a run.
+struct Workload {
+    name: String,
+    base: Arc<Matrix<f32>>,
+    queries: Arc<Matrix<f32>>,
+    truth: Option<Matrix<i32>>,
+}
+
+fn load_workload(args: &LoadArgs) -> Result<Workload> {
+    let mut base = dataset::read_vectors(&args.base, None)
+        .with_context(|| format!("reading {}", args.base.display()))?;
+    let queries = dataset::read_vectors(&args.queries, None)
+        .with_context(|| format!("reading {}", args.queries.display()))?;
+    ensure!(base.dim() == queries.dim(), "base and queries differ in dimension");
+    let given_rows = base.rows();
+    if let Some(points) = args.points {
+        ensure!(points > 0, "--points must be at least 1");
+        if points > given_rows {
+            base = expand_with_jitter(&base, points, args.jitter, 0x6b79_726f);
+        } else {
+            base.truncate_rows(points);
+        }
+    }
+    let truth = if args.no_recall {
+        None
+    } else {
+        match &args.gt {
+            Some(path) if base.rows() == given_rows => Some(
+                dataset::read_ivecs(path, Some(queries.rows()))
+                    .with_context(|| format!("reading {}", path.display()))?,
+            ),
+            _ => {
+                eprintln!("computing exact ground truth ({} × {})…", base.rows(), queries.rows());
+                Some(exact_knn(Metric::Cosine, &base, &queries, args.k, &|| {})?)
+            }
+        }
+    };
+    Ok(Workload {
+        name: args
+            .base
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| args.base.display().to_string()),
+        base: Arc::new(base),
+        queries: Arc::new(queries),
+        truth,
+    })
+}
+
+pub fn run_load(args: LoadArgs) -> Result<()> {
+    let mix = Mix::parse(&args.mix).map_err(anyhow::Error::msg)?;
+    ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    ensure!(args.duration > 0.0, "--duration must be positive");
+    if let Some(rate) = args.rate {
+        ensure!(rate > 0.0, "--rate must be positive");
+    }
+    let workload = load_workload(&args)?;
+    let report = match &args.in_process {
+        Some(dir) => run_in_process(&args, mix, &workload, dir.clone())?,
+        None => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.client_threads.max(1))
+                .enable_all()
+                .build()?;
+            runtime.block_on(run_grpc(&args, mix, &workload))?
+        }
+    };
+    print_report(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn report(
+    args: &LoadArgs,
+    mix: Mix,
+    workload: &Workload,
+    mode: &str,
+    target: String,
+    recall: Option<f64>,
+    stats: &WorkerStats,
+    elapsed: Duration,
+) -> LoadReport {
+    let ops = summarize(stats, elapsed);
+    LoadReport {
+        mode: mode.to_owned(),
+        target,
+        dataset: workload.name.clone(),
+        points: workload.base.rows(),
+        dim: workload.base.dim(),
+        concurrency: args.concurrency,
+        target_rate: args.rate,
+        duration_secs: elapsed.as_secs_f64(),
+        k: args.k,
+        ef: args.ef,
+        mix,
+        recall,
+        total_ops_per_sec: ops.iter().map(|s| s.ops_per_sec).sum(),
+        ops,
+        first_error: stats.first_error.clone(),
+        date: kyro_bench::load::today(),
+    }
+}
+
+// ---------------------------------------------------------------- in-process
+
+fn run_in_process(args: &LoadArgs, mix: Mix, workload: &Workload, dir: PathBuf) -> Result<LoadReport> {
+    let config = InstanceConfig::new(workload.base.dim(), Metric::Cosine);
+    let instance = Arc::new(Instance::open(&dir, config).with_context(|| format!("opening {}", dir.display()))?);
+    let target = NamespaceRef::new(IN_PROCESS_TENANT, &args.namespace);
+    if args.preload {
+        let started = Instant::now();
+        for start in (0..workload.base.rows()).step_by(PRELOAD_BATCH) {
+            let end = (start + PRELOAD_BATCH).min(workload.base.rows());
+            let points = (start..end)
+                .map(|row| PointWrite {
+                    doc_id: row as u64,
+                    vector: workload.base.row(row).to_vec(),
+                    payload: Payload::new(),
+                })
+                .collect();
+            for outcome in instance.upsert(target, points)? {
+                outcome?;
+            }
+        }
+        instance.flush(None)?;
+        eprintln!("preloaded {} points in {:.1} s", workload.base.rows(), started.elapsed().as_secs_f64());
+    }
+    let search = |query: &[f32]| -> Result<Vec<u64>> {
+        let mut request = SearchRequest::new(query, args.k);
+        request.ef = args.ef;
+        request.with_payload = false;
+        let response = instance.search(target, &request)?;
+        Ok(response.hits.iter().map(|h| h.doc_id).collect())
+    };
+    let recall = match &workload.truth {
+        Some(truth) => {
+            let results = (0..workload.queries.rows())
+                .map(|q| search(workload.queries.row(q)))
+                .collect::<Result<Vec<_>>>()?;
+            Some(mean_recall(&results, truth, args.k))
+        }
+        None => None,
+    };
+
+    let progress = Arc::new(Progress::default());
+    let duration = Duration::from_secs_f64(args.duration);
+    let started = Instant::now();
+    let progress_line = spawn_progress_line(progress.clone(), started, duration);
+    let workers = args.concurrency;
+    let stats: Vec<WorkerStats> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                let (instance, progress) = (instance.clone(), progress.clone());
+                let base = workload.base.clone();
+                let queries = workload.queries.clone();
+                scope.spawn(move || {
+                    let mut stats = WorkerStats::new();
+                    let mut rng = rand::rngs::SmallRng::seed_from_u64(worker as u64);
+                    let mut n = 0u64;
+                    while started.elapsed() < duration {
+                        let intended = intended_start(started, args.rate, workers, worker, n);
+                        if let Some(at) = intended {
+                            let now = Instant::now();
+                            if at > now {
+                                std::thread::sleep(at - now);
+                            }
+                        }
+                        let op = mix.pick(rng.random_range(0..mix.total()));
+                        let begun = intended.unwrap_or_else(Instant::now);
+                        let outcome = match op {
+                            Op::Search => {
+                                let q = (worker + n as usize * workers) % queries.rows();
+                                let mut request = SearchRequest::new(queries.row(q), args.k);
+                                request.ef = args.ef;
+                                request.with_payload = false;
+                                instance.search(target, &request).map(|_| ())
+                            }
+                            Op::Insert => {
+                                let row = rng.random_range(0..base.rows());
+                                let point = PointWrite {
+                                    doc_id: insert_doc_id(base.rows(), worker, n),
+                                    vector: base.row(row).to_vec(),
+                                    payload: Payload::new(),
+                                };
+                                instance.insert(target, point)
+                            }
+                            Op::Get => {
+                                let doc_id = rng.random_range(0..base.rows() as u64);
+                                instance.get(target, &[doc_id], false, true).map(|_| ())
+                            }
+                        };
+                        match outcome {
+                            Ok(()) => stats.record(op, begun.elapsed()),
+                            Err(e) => {
+                                stats.error(op, e.to_string());
+                                progress.errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        progress.done.fetch_add(1, Ordering::Relaxed);
+                        n += 1;
+                    }
+                    stats
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("load worker panicked")).collect()
+    });
+    let elapsed = started.elapsed();
+    progress.stop.store(true, Ordering::Relaxed);
+    let _ = progress_line.join();
+    let mut merged = WorkerStats::new();
+    for s in &stats {
+        merged.merge(s);
+    }
+    Ok(report(args, mix, workload, "in-process", dir.display().to_string(), recall, &merged, elapsed))
+}
+
+/// Doc ids for inserted points: above the preloaded rows, disjoint per worker.
+fn insert_doc_id(rows: usize, worker: usize, n: u64) -> u64 {
+    rows as u64 + ((worker as u64) << 40) + n
+}
+
+// ---------------------------------------------------------------- gRPC
+
+#[derive(Clone)]
+struct KeyInterceptor(Option<AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for KeyInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(key) = &self.0 {
+            request.metadata_mut().insert("authorization", key.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Client = KyroClient<InterceptedService<Channel, KeyInterceptor>>;
+
+async fn clients(args: &LoadArgs, address: &str) -> Result<Vec<Client>> {
+    let key = match &args.key {
+        Some(key) => Some(
+            AsciiMetadataValue::try_from(format!("Bearer {key}"))
+                .context("--key: must be ASCII")?,
+        ),
+        None => None,
+    };
+    let mut clients = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        let channel = Channel::from_shared(address.to_owned())
+            .context("--addr: not a URI")?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {address}"))?;
+        clients.push(
+            KyroClient::with_interceptor(channel, KeyInterceptor(key.clone()))
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        );
+    }
+    Ok(clients)
+}
+
+fn search_request(args: &LoadArgs, vector: Vec<f32>) -> pb::SearchRequest {
+    pb::SearchRequest {
+        namespace: args.namespace.clone(),
+        vector,
+        k: args.k as u32,
+        ef: args.ef.unwrap_or(0) as u32,
+        with_payload: Some(false),
+        ..Default::default()
+    }
+}
+
+async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<LoadReport> {
+    let address = args.addr.clone().unwrap_or_default();
+    let clients = clients(args, &address).await?;
+    let mut first = clients[0].clone();
+    if args.preload {
+        let started = Instant::now();
+        let base = workload.base.clone();
+        let namespace = args.namespace.clone();
+        let messages = (0..base.rows()).step_by(PRELOAD_BATCH).map(move |start| {
+            let end = (start + PRELOAD_BATCH).min(base.rows());
+            pb::BulkInsertRequest {
+                namespace: namespace.clone(),
+                points: (start..end)
+                    .map(|row| pb::Point {
+                        doc_id: row as u64,
+                        vector: base.row(row).to_vec(),
+                        payload: Default::default(),
+                    })
+                    .collect(),
+            }
+        });
+        let reply = first.bulk_insert(tokio_stream::iter(messages)).await?.into_inner();
+        if reply.failed > 0 {
+            bail!("preload: {} points refused, first: {:?}", reply.failed, reply.errors.first());
+        }
+        first
+            .flush(pb::FlushRequest::default())
+            .await
+            .context("preload: Flush (needs an admin key)")?;
+        eprintln!("preloaded {} points in {:.1} s", reply.inserted, started.elapsed().as_secs_f64());
+    }
+    let recall = match &workload.truth {
+        Some(truth) => {
+            let mut results = Vec::with_capacity(workload.queries.rows());
+            for q in 0..workload.queries.rows() {
+                let reply = first
+                    .search(search_request(args, workload.queries.row(q).to_vec()))
+                    .await?
+                    .into_inner();
+                results.push(reply.hits.iter().map(|h| h.doc_id).collect());
+            }
+            Some(mean_recall(&results, truth, args.k))
+        }
+        None => None,
+    };
+
+    let progress = Arc::new(Progress::default());
+    let duration = Duration::from_secs_f64(args.duration);
+    let started = Instant::now();
+    let progress_line = spawn_progress_line(progress.clone(), started, duration);
+    let workers = args.concurrency;
+    let mut tasks = Vec::with_capacity(workers);
+    for worker in 0..workers {
+        let mut client = clients[worker % clients.len()].clone();
+        let progress = progress.clone();
+        let base = workload.base.clone();
+        let queries = workload.queries.clone();
+        let (k, ef, namespace, rate) = (args.k, args.ef, args.namespace.clone(), args.rate);
+        tasks.push(tokio::spawn(async move {
+            let mut stats = WorkerStats::new();
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(worker as u64);
+            let mut n = 0u64;
+            while started.elapsed() < duration {
+                let intended = intended_start(started, rate, workers, worker, n);
+                if let Some(at) = intended {
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                let op = mix.pick(rng.random_range(0..mix.total()));
+                let begun = intended.unwrap_or_else(Instant::now);
+                let outcome = match op {
+                    Op::Search => {
+                        let q = (worker + n as usize * workers) % queries.rows();
+                        let request = pb::SearchRequest {
+                            namespace: namespace.clone(),
+                            vector: queries.row(q).to_vec(),
+                            k: k as u32,
+                            ef: ef.unwrap_or(0) as u32,
+                            with_payload: Some(false),
+                            ..Default::default()
+                        };
+                        client.search(request).await.map(|_| ())
+                    }
+                    Op::Insert => {
+                        let row = rng.random_range(0..base.rows());
+                        let request = pb::InsertRequest {
+                            namespace: namespace.clone(),
+                            doc_id: insert_doc_id(base.rows(), worker, n),
+                            vector: base.row(row).to_vec(),
+                            payload: Default::default(),
+                        };
+                        client.insert(request).await.map(|_| ())
+                    }
+                    Op::Get => {
+                        let request = pb::GetRequest {
+                            namespace: namespace.clone(),
+                            doc_id: rng.random_range(0..base.rows() as u64),
+                            with_vector: false,
+                            with_payload: Some(true),
+                        };
+                        client.get(request).await.map(|_| ())
+                    }
+                };
+                match outcome {
+                    Ok(()) => stats.record(op, begun.elapsed()),
+                    Err(status) => {
+                        stats.error(op, format!("{:?}: {}", status.code(), status.message()));
+                        progress.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                progress.done.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+            }
+            stats
+        }));
+    }
+    let mut merged = WorkerStats::new();
+    for task in tasks {
+        merged.merge(&task.await.context("a load worker failed")?);
+    }
+    let elapsed = started.elapsed();
+    progress.stop.store(true, Ordering::Relaxed);
+    let _ = progress_line.join();
+    Ok(report(args, mix, workload, "grpc", address, recall, &merged, elapsed))
+}

@@ -1,0 +1,266 @@
+//! Putting the server together: open the instances, bind every listener,
+//! serve until told to stop, then drain and close.
+//!
+//! [`start`] returns once every listener is bound (port 0 resolves to a real
+//! port first), so a caller can print addresses and keys before traffic
+//! arrives; [`StartedServer::shutdown`] is the graceful stop.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use kyro_engine::storage::Instance;
+use kyro_proto::v1::kyro_server::KyroServer;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use tonic_health::server::HealthReporter;
+
+use crate::auth::{KeyRing, KeysFileError};
+use crate::config::ServerConfig;
+use crate::http::{self, HttpState};
+use crate::service::{InstanceContext, KyroService};
+use crate::telemetry;
+use crate::workers::WorkerPool;
+
+/// How long shutdown waits for in-flight calls before closing anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running server.
+pub struct StartedServer {
+    /// Each instance's name and bound gRPC address, in configuration order.
+    pub grpc_addresses: Vec<(String, SocketAddr)>,
+    /// The bound HTTP address.
+    pub http_address: SocketAddr,
+    /// The admin key generated at this start (first start with no keys).
+    pub bootstrap_key: Option<String>,
+    keys: Arc<KeyRing>,
+    stop: watch::Sender<bool>,
+    grpc_tasks: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    http_task: JoinHandle<std::io::Result<()>>,
+    health: Vec<HealthReporter>,
+    http_state: Arc<HttpState>,
+}
+
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let handle = telemetry::install_recorder().context("installing the metrics recorder")?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+fn tls_config(config: &ServerConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("tls.{what}: reading {}", path.display()))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert, "cert")?, read(key, "key")?));
+    if let Some(ca) = &config.tls.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca, "client_ca")?));
+    }
+    Ok(Some(tls))
+}
+
+/// Opens the instances and binds and starts every listener.
+pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
+    let metrics = metrics_handle()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("data_dir: creating {}", config.data_dir.display()))?;
+
+    let keys = Arc::new(
+        KeyRing::load(&config.auth.keys, config.keys_file()).context("auth: loading keys")?,
+    );
+    let mut bootstrap_key = None;
+    if config.auth.enabled {
+        if keys.is_empty() {
+            bootstrap_key = Some(keys.bootstrap_admin().context("auth: writing the bootstrap key")?);
+            tracing::warn!(keys_file = %keys.keys_file().display(), "no API keys were configured: generated an admin key (printed once on stdout)");
+        }
+    } else {
+        tracing::warn!("AUTHENTICATION IS DISABLED (auth.enabled = false): every request is an admin of tenant \"default\". Use this for local development only.");
+    }
+
+    let workers = Arc::new(WorkerPool::new(config.limits.worker_threads).context("starting the worker pool")?);
+    let config_toml = Arc::new(config.to_toml());
+    let tls = tls_config(&config)?;
+
+    let mut opened = Vec::new();
+    for (name, settings) in &config.instances {
+        let engine_config = settings.engine_config(name)?;
+        let dir = config.instance_dir(name, settings);
+        let open_dir = dir.clone();
+        let instance = tokio::task::spawn_blocking(move || Instance::open(&open_dir, engine_config))
+            .await
+            .context("opening an instance")?
+            .with_context(|| format!("instances.{name}: opening {}", dir.display()))?;
+        tracing::info!(instance = %name, dir = %dir.display(), dim = settings.dim, metric = %settings.metric, "instance open");
+        opened.push((name.clone(), Arc::new(instance)));
+    }
+
+    let (stop, stopped) = watch::channel(false);
+    let mut grpc_addresses = Vec::new();
+    let mut grpc_tasks = Vec::new();
+    let mut health = Vec::new();
+    for (name, instance) in &opened {
+        let address = config.listen_address(name)?;
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("instances.{name}.listen: binding {address}"))?;
+        let bound = listener.local_addr()?;
+        let context = Arc::new(InstanceContext {
+            name: name.clone(),
+            instance: instance.clone(),
+            keys: keys.clone(),
+            auth_enabled: config.auth.enabled,
+            workers: workers.clone(),
+            limiter: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
+            max_concurrent_requests: config.limits.max_concurrent_requests,
+            default_timeout: config.default_timeout(),
+            max_batch_searches: config.limits.max_batch_searches,
+            snapshot_dir: config.snapshot_dir(name),
+            config_toml: config_toml.clone(),
+        });
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        reporter
+            .set_serving::<KyroServer<KyroService>>()
+            .await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(kyro_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building gRPC reflection")?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(kyro_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .context("building gRPC reflection")?;
+        let kyro = KyroServer::new(KyroService::new(context))
+            .max_decoding_message_size(config.limits.max_message_bytes)
+            .max_encoding_message_size(config.limits.max_message_bytes);
+        let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+        if let Some(tls) = &tls {
+            builder = builder
+                .tls_config(tls.clone())
+                .context("tls: configuring the gRPC listeners")?;
+        }
+        let router = builder
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(kyro);
+        let mut stopped = stopped.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        grpc_tasks.push(tokio::spawn(router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            shutdown,
+        )));
+        health.push(reporter);
+        grpc_addresses.push((name.clone(), bound));
+    }
+
+    let http_state = Arc::new(HttpState {
+        metrics,
+        instances: opened,
+        ready: false.into(),
+    });
+    let http_address = config.http_address()?;
+    let http_listener = TcpListener::bind(http_address)
+        .await
+        .with_context(|| format!("http.listen: binding {http_address}"))?;
+    let http_bound = http_listener.local_addr()?;
+    let mut http_stopped = stopped.clone();
+    let http_task = tokio::spawn(
+        axum::serve(http_listener, http::router(http_state.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = http_stopped.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
+    );
+    http_state.ready.store(true, Ordering::Release);
+    Ok(StartedServer {
+        grpc_addresses,
+        http_address: http_bound,
+        bootstrap_key,
+        keys,
+        stop,
+        grpc_tasks,
+        http_task,
+        health,
+        http_state,
+    })
+}
+
+impl StartedServer {
+    /// Re-reads the keys file (SIGHUP).
+    pub fn reload_keys(&self) -> Result<usize, KeysFileError> {
+        self.keys.reload()
+    }
+
+    /// Stops accepting, lets in-flight calls finish (up to 30 s), then
+    /// syncs and closes every instance.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.http_state.ready.store(false, Ordering::Release);
+        for reporter in &self.health {
+            reporter.set_not_serving::<KyroServer<KyroService>>().await;
+        }
+        let _ = self.stop.send(true);
+        let drain = async {
+            for task in self.grpc_tasks {
+                match task.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "a gRPC listener failed"),
+                    Err(e) => tracing::error!(error = %e, "a gRPC listener task failed"),
+                }
+            }
+        };
+        if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+            tracing::warn!("in-flight calls did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
+        }
+        match tokio::time::timeout(Duration::from_secs(5), self.http_task).await {
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "the HTTP listener failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "the HTTP listener task failed"),
+            _ => {}
+        }
+        let instances: Vec<(String, Arc<Instance>)> = match Arc::try_unwrap(self.http_state) {
+            Ok(state) => state.instances,
+            Err(shared) => shared.instances.clone(),
+        };
+        tokio::task::spawn_blocking(move || close_instances(instances))
+            .await
+            .context("closing instances")?
+    }
+}
+
+fn close_instances(instances: Vec<(String, Arc<Instance>)>) -> anyhow::Result<()> {
+    let mut failed = None;
+    for (name, instance) in instances {
+        let result = match Arc::try_unwrap(instance) {
+            Ok(instance) => instance.close(),
+            // A request still holds it (the drain timed out). Its writes are
+            // in RocksDB's log already; the OS keeps them when we exit.
+            Err(_) => {
+                tracing::warn!(instance = %name, "still in use at exit; not closed cleanly");
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => tracing::info!(instance = %name, "instance closed"),
+            Err(e) => {
+                tracing::error!(instance = %name, error = %e, "closing the instance failed");
+                failed = Some(anyhow::anyhow!("instance {name}: {e}"));
+            }
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}

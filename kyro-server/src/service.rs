@@ -1,0 +1,804 @@
+//! The `kyro.v1.Kyro` service over one engine instance.
+//!
+//! Every RPC goes through [`KyroService::handle`]: authenticate, take a
+//! concurrency permit (or shed with RESOURCE_EXHAUSTED), apply the deadline,
+//! run the handler inside a span carrying instance, rpc, tenant and
+//! namespace, and record the outcome in metrics. Handlers check scopes,
+//! translate the request, and run engine work on the [`WorkerPool`].
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kyro_engine::payload::Filter;
+use kyro_engine::storage::{
+    Instance, NamespaceRef, PayloadUpdate, PointWrite, SearchRequest, MAX_BATCH_POINTS,
+    MAX_SCROLL_LIMIT,
+};
+use kyro_proto::v1 as pb;
+use rayon::prelude::*;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use crate::auth::{Caller, KeyRing, Scope};
+use crate::convert::{self, invalid};
+use crate::status::from_storage;
+use crate::telemetry;
+use crate::workers::WorkerPool;
+
+/// Points per page when a Scroll leaves `limit` at 0.
+pub const DEFAULT_SCROLL_LIMIT: usize = 100;
+
+/// Everything one instance's service needs; shared by its requests.
+pub struct InstanceContext {
+    /// The instance's configured name (`text`, `image`).
+    pub name: String,
+    pub instance: Arc<Instance>,
+    pub keys: Arc<KeyRing>,
+    /// `false` only when auth was explicitly switched off.
+    pub auth_enabled: bool,
+    pub workers: Arc<WorkerPool>,
+    /// Permits for requests in flight; empty means shed.
+    pub limiter: Arc<Semaphore>,
+    pub max_concurrent_requests: usize,
+    /// Applied when a request carries no `grpc-timeout`.
+    pub default_timeout: Option<Duration>,
+    pub max_batch_searches: usize,
+    /// Where CreateSnapshot writes.
+    pub snapshot_dir: PathBuf,
+    /// The effective server configuration, for GetConfig.
+    pub config_toml: Arc<String>,
+}
+
+/// What a handler knows about the call besides the message.
+pub struct Call {
+    pub caller: Caller,
+    pub deadline: Option<Instant>,
+}
+
+/// The gRPC service of one instance.
+#[derive(Clone)]
+pub struct KyroService {
+    context: Arc<InstanceContext>,
+}
+
+impl KyroService {
+    pub fn new(context: Arc<InstanceContext>) -> Self {
+        Self { context }
+    }
+
+    fn authenticate(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+        if self.context.auth_enabled {
+            self.context.keys.authenticate(metadata)
+        } else {
+            Ok(Caller::unauthenticated_admin())
+        }
+    }
+
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.context.limiter.clone().try_acquire_owned().map_err(|_| {
+            telemetry::record_shed(&self.context.name);
+            Status::resource_exhausted(format!(
+                "instance {} is at its limit of {} concurrent requests; retry with backoff",
+                self.context.name, self.context.max_concurrent_requests
+            ))
+        })
+    }
+
+    fn deadline(&self, metadata: &MetadataMap, started: Instant) -> Option<Instant> {
+        let timeout = metadata
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .or(self.context.default_timeout)?;
+        Some(started + timeout)
+    }
+
+    /// Runs one RPC: see the module documentation.
+    async fn handle<Req, Resp, F, Fut>(
+        &self,
+        rpc: &'static str,
+        namespace: &str,
+        request: Request<Req>,
+        handler: F,
+    ) -> Result<Response<Resp>, Status>
+    where
+        F: FnOnce(Arc<InstanceContext>, Call, Req) -> Fut,
+        Fut: Future<Output = Result<Resp, Status>>,
+    {
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "rpc",
+            instance = %self.context.name,
+            rpc,
+            namespace,
+            tenant = tracing::field::Empty,
+            key = tracing::field::Empty,
+        );
+        let result = async {
+            let caller = self.authenticate(request.metadata())?;
+            let current = tracing::Span::current();
+            current.record("tenant", caller.tenant.as_str());
+            current.record("key", caller.key_name.as_str());
+            let _permit = self.admit()?;
+            let deadline = self.deadline(request.metadata(), started);
+            let call = Call { caller, deadline };
+            let work = handler(self.context.clone(), call, request.into_inner());
+            match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Status::deadline_exceeded("the request's deadline passed"))
+                    }),
+                None => work.await,
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let elapsed = started.elapsed();
+        let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        telemetry::record_request(&self.context.name, rpc, code, elapsed);
+        span.in_scope(|| match &result {
+            Ok(_) => tracing::debug!(elapsed_us = elapsed.as_micros() as u64, "ok"),
+            Err(status) if code == Code::Internal => {
+                tracing::error!(code = ?code, message = status.message(), "failed")
+            }
+            Err(status) => {
+                tracing::debug!(code = ?code, message = status.message(), "refused")
+            }
+        });
+        result.map(Response::new)
+    }
+}
+
+/// Parses a `grpc-timeout` header value: up to 8 digits and a unit (`H`,
+/// `M`, `S`, `m`, `u`, `n`).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.checked_mul(3600)?),
+        "M" => Duration::from_secs(amount.checked_mul(60)?),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+fn target<'a>(caller: &'a Caller, namespace: &'a str) -> NamespaceRef<'a> {
+    NamespaceRef::new(&caller.tenant, namespace)
+}
+
+fn check_count(field: &str, count: usize, max: usize) -> Result<(), Status> {
+    if count > max {
+        return Err(invalid(field, format!("has {count} entries; at most {max} are allowed")));
+    }
+    Ok(())
+}
+
+fn update_mode(mode: i32) -> Result<PayloadUpdate, Status> {
+    match pb::UpdateMode::try_from(mode) {
+        Ok(pb::UpdateMode::Merge) => Ok(PayloadUpdate::Merge),
+        Ok(pb::UpdateMode::Replace) => Ok(PayloadUpdate::Replace),
+        Err(_) => Err(invalid("mode", format!("{mode} is not an UpdateMode"))),
+    }
+}
+
+/// A search message checked and translated, ready for a worker.
+struct PreparedSearch {
+    namespace: String,
+    vector: Vec<f32>,
+    k: usize,
+    ef: Option<usize>,
+    filter: Option<Filter>,
+    min_score: Option<f32>,
+    with_payload: bool,
+    with_vector: bool,
+}
+
+impl PreparedSearch {
+    fn from_wire(request: pb::SearchRequest) -> Result<Self, Status> {
+        Ok(Self {
+            filter: convert::optional_filter(request.filter)?,
+            namespace: request.namespace,
+            vector: request.vector,
+            k: request.k as usize,
+            ef: (request.ef > 0).then_some(request.ef as usize),
+            min_score: request.min_score,
+            with_payload: request.with_payload.unwrap_or(true),
+            with_vector: request.with_vector,
+        })
+    }
+
+    fn run(&self, instance: &Instance, tenant: &str) -> Result<pb::SearchResponse, Status> {
+        let request = SearchRequest {
+            vector: &self.vector,
+            k: self.k,
+            ef: self.ef,
+            filter: self.filter.as_ref(),
+            min_score: self.min_score,
+            with_payload: self.with_payload,
+            with_vector: self.with_vector,
+        };
+        let response = instance
+            .search(NamespaceRef::new(tenant, &self.namespace), &request)
+            .map_err(from_storage)?;
+        Ok(pb::SearchResponse {
+            hits: response.hits.into_iter().map(convert::hit_to_wire).collect(),
+            plan: response.plan.name().to_owned(),
+            candidates: response.candidates,
+            cached: response.cached,
+        })
+    }
+}
+
+/// The status `status` with `prefix` put before its message (to say which
+/// item of a batch failed).
+fn prefixed(prefix: &str, status: Status) -> Status {
+    Status::new(status.code(), format!("{prefix}.{}", status.message()))
+}
+
+fn snapshot_name(requested: String) -> Result<String, Status> {
+    if requested.is_empty() {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        return Ok(format!("snapshot-{millis}"));
+    }
+    let valid = requested.len() <= 64
+        && !requested.starts_with('.')
+        && requested
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if valid {
+        Ok(requested)
+    } else {
+        Err(invalid(
+            "name",
+            "must be 1..=64 bytes of [A-Za-z0-9_.-], not starting with '.'",
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::kyro_server::Kyro for KyroService {
+    async fn insert(
+        &self,
+        request: Request<pb::InsertRequest>,
+    ) -> Result<Response<pb::InsertResponse>, Status> {
+        let namespace = request.get_ref().namespace.clone();
+        self.handle("Insert", &namespace, request, |ctx, call, req| async move {
+            call.caller.require(Scope::Write, "Insert")?;
+            let payload = convert::payload_from_wire("payload", req.payload)?;
+            let doc_id = req.doc_id;
+            ctx.workers
+                .clone()
+                .run(call.deadline, move || {
+                    let point = PointWrite {
+                        doc_id,
+                        vector: req.vector,
+                        payload,
+                    };
+                    ctx.instance
+                        .insert(target(&call.caller, &req.namespace), point)
+                        .map_err(from_storage)
+                })
+                .await?;
+            Ok(pb::InsertResponse { doc_id })
+        })
+        .await
+    }
+
+    async fn bulk_insert(
+        &self,
+        request: Request<Streaming<pb::BulkInsertRequest>>,
+    ) -> Result<Response<pb::BulkInsertResponse>, Status> {
+        self.handle("BulkInsert", "", request, |ctx, call, mut stream| async move {
+            call.caller.require(Scope::Write, "BulkInsert")?;
+            let caller = Arc::new(call.caller);
+            let mut summary = pb::BulkInsertResponse::default();
+            let mut position: u64 = 0;
+            while let Some(message) = stream.message().await? {
+                let received = message.points.len();
+                check_count("points", received, MAX_BATCH_POINTS)?;
+                let mut writes = Vec::with_capacity(message.points.len());
+                let mut indexes = Vec::with_capacity(message.points.len());
+                for (i, point) in message.points.into_iter().enumerate() {
+                    let index = position + i as u64;
+                    match convert::payload_from_wire(&format!("points[{i}].payload"), point.payload)
+                    {
+                        Ok(payload) => {
+                            indexes.push((index, point.doc_id));
+                            writes.push(PointWrite {
+                                doc_id: point.doc_id,
+                                vector: point.vector,
+                                payload,
+                            });
+                        }
+                        Err(status) => summary.errors.push(pb::ItemError {
+                            index,
+                            doc_id: point.doc_id,
+                            message: status.message().to_owned(),
+                        }),
+                    }
+                }
+                position += received as u64;
+                if !writes.is_empty() {
+                    let (instance, caller, namespace) =
+                        (ctx.instance.clone(), caller.clone(), message.namespace);
+                    let outcomes = ctx
+                        .workers
+                        .run(call.deadline, move || {
+                            instance
+                                .upsert(target(&caller, &namespace), writes)
+                                .map_err(from_storage)
+                        })
+                        .await?;
+                    for ((index, doc_id), outcome) in indexes.into_iter().zip(outcomes) {
+                        match outcome {
+                            Ok(()) => summary.inserted += 1,
+                            Err(e) => summary.errors.push(pb::ItemError {
+                                index,
+                                doc_id,
+                                message: e.to_string(),
+                            }),
+                        }
+                    }
+                }
+            }
+            summary.errors.sort_by_key(|e| e.index);
+            summary.failed = summary.errors.len() as u64;
+            Ok(summary)
+        })
+        .await
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
+        let namespace = request.get_ref().namespace.clone();
+        self.handle("Get", &namespace, request, |ctx, call, req| async move {
+            call.caller.require(Scope::Read, "Get")?;
+            let doc_id = req.doc_id;
+            let found = ctx
+                .workers
+                .clone()
+                .run(call.deadline, move || {
+                    ctx.instance
+                        .get(
+                            target(&call.caller, &req.namespace),
+                            &[doc_id],
+                            req.with_vector,
+                            req.with_payload.unwrap_or(true),
+                        )
+                        .map_err(from_storage)
+                        .map(|mut records| records.pop().flatten())
+                })
+                .await?;
+            match found {
+                Some(record) => Ok(pb::GetResponse {
+                    point: Some(convert::record_to_wire(record)),
+                }),
+                None => Err(Status::not_found(format!(
+                    "doc_id {doc_id} does not exist in namespace {namespace}"
+                ))),
+            }
+        })
+        .await
+    }
+
+    async fn bulk_get(
+        &self,
+        request: Request<pb::BulkGetRequest>,
+    ) -> Result<Response<pb::BulkGetResponse>, Status> {
+        let namespace = request.get_ref().namespace.clone();
+        self.handle("BulkGet", &namespace, request, |ctx, call, req| async move {
+            call.caller.require(Scope::Read, "BulkGet")?;
+            check_count("doc_ids", req.doc_ids.len(), MAX_BATCH_POINTS)?;
+            ctx.workers
+                .clone()
+                .run(call.deadline, move || {
+                    let records = ctx
+                        .instance
+                        .get(
+                            target(&call.caller, &req.namespace),
+                            &req.doc_ids,
+                            req.with_vector,
+                            req.with_payload.unwrap_or(true),
+                        )
+                        .map_err(from_storage)?;
+                    let mut response = pb::BulkGetResponse::default();
+                    for (doc_id, record) in req.doc_ids.iter().zip(records) {
+                        match record {
+                            Some(record) => response.points.push(convert::record_to_wire(record)),
+                            None => response.missing_doc_ids.push(*doc_id),
+                        }
+                    }
+                    Ok(response)
+                })
+                .await
+        })
+        .await
+    }
+
+    async fn update_payload(
+        &self,
+        request: Request<pb::UpdatePayloadRequest>,
+    ) -> Result<Response<pb::UpdatePayloadResponse>, Status> {
+        let namespace = request.get_ref().namespace.clone();
+        self.handle("UpdatePayload", &namespace, request, |ctx, call, req| async move {
+            call.caller.require(Scope::Write, "UpdatePayload")?;
+            let mode = update_mode(req.mode)?;
+            let payload = convert::payload_from_wire("payload", req.payload)?;
+            ctx.workers
+                .clone()
+                .run(call.deadline, move || {
+                    ctx.instance
+                        .update_payload(
+                            target(&call.caller, &req.namespace),
+                            req.doc_id,
+                            payload,
+                            mode,
+                        )
+                        .map_err(from_storage)
+                })
+                .await?;
+            Ok(pb::UpdatePayloadResponse {})
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let namespace = request.get_ref().namespace.clone();
+        self.handle("Delete", &namespace, request, |ctx, call, req| async move {
+            call.caller.require(Scope::Write, "Delete")?;
+            check_count("doc_ids", req.doc_ids.len(), MAX_BATCH_POINTS)?;
+            let deleted = ctx
+                .workers
+                .clone()
+                .run(call.deadline, move || {
+                    ctx.instance
+                        .delete(target(&call.caller, &req.namespace), &req.doc_ids)
+                        .map_err(from_storage)
+                })
+                .await?;
+            Ok(pb::DeleteResponse {
+                deleted: deleted as u64,
+            })
+        })
+        .await
+    }
+
+    async fn delete_by_filter(
+        &self,
+        request: Request<pb::DeleteByFilterRequest>,
+    ) -> Result<Response<pb::DeleteByFilterResponse>, Status> {
+        let namespace = request.get_ref().namespace.clone();
+        self.handle("DeleteByFilter", &namespace, request, |ctx, call, req| async move {
+            call.caller.require(Scope::Write, "DeleteByFilter")?;
+            let filter = convert::optional_filter(req.filter)?
+                .ok_or_else(|| invalid("filter", "is required (to delete everything, drop the namespace)"))?;
+            let deleted = ctx
+                .workers
+                .clone()
+                .run(call.deadline, move || {
+                    ctx.instance
+                        .delete_by_filter(target(&call.caller, &req.namespace), &filter)
+                        .map_err(from_storage)
+                })
+                .await?;
+            Ok(pb::DeleteByFilterResponse {
+                deleted: deleted as u64,
+            })
+        })
+        .await
+    }
+
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
+        let namespace = request.get_ref().namespace.clone();
+        self.handle("Search", &namespace, request, |ctx, call, req| async move {
+            call.caller.require(Scope::Read, "Search")?;
+            let search = PreparedSearch::from_wire(req)?;
+            ctx.workers
+                .clone()
+                .run(call.deadline, move || search.run(&ctx.instance, &call.caller.tenant))
+                .await
+        })
+        .await
+    }
+
+    async fn batch_search(
+        &self,
+        request: Request<pb::BatchSearchRequest>,
+    ) -> Result<Response<pb::BatchSearchResponse>, Status> {
+        self.handle("BatchSearch", "", request, |ctx, call, req| async move {
+            call.caller.require(Scope::Read, "BatchSearch")?;
+            if req.searches.is_empty() {
+                return Err(invalid("searches", "needs at least one search"));
+            }
+            check_count("searches", req.searches.len(), ctx.max_batch_searches)?;
+            let searches = req
+                .searches
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    PreparedSearch::from_wire(s).map_err(|e| prefixed(&format!("searches[{i}]"), e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            ctx.workers
+                .clone()
+                .run(call.deadline, move || {
+                    let results = searches
+                        .par_iter()
+                        .enumerate()
+                        .map(|(i, search)| {
+                            search
+                                .run(&ctx.instance, &call.caller.tenant)
+                                .map_err(|e| prefixed(&format!("searches[{i}]"), e))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(pb::BatchSearchResponse { results })
+                })
+                .await
+        })
+        .await
+    }
+
+    async fn count(
+        &self,
+        request: Request<pb::CountRequest>,
+    ) -> Result<Response<pb::CountResponse>, Status> {
+        let namespace = request.get_ref().namespace.clone();
+        self.handle("Count", &namespace, request, |ctx, call, req| async move {
+            call.caller.require(Scope::Read, "Count")?;
+            let filter = convert::optional_filter(req.filter)?;
+            let count = ctx
+                .workers
+                .clone()
+                .run(call.deadline, move || {
+                    ctx.instance
+                        .count(target(&call.caller, &req.namespace), filter.as_ref())
+                        .map_err(from_storage)
+                })
+                .await?;
+            Ok(pb::CountResponse { count })
+        })
+        .await
+    }
+
+    async fn scroll(
+        &self,
+        request: Request<pb::ScrollRequest>,
+    ) -> Result<Response<pb::ScrollResponse>, Status> {
+        let namespace = request.get_ref().namespace.clone();
+        self.handle("Scroll", &namespace, request, |ctx, call, req| async move {
+            call.caller.require(Scope::Read, "Scroll")?;
+            let filter = convert::optional_filter(req.filter)?;
+            let limit = match req.limit as usize {
+                0 => DEFAULT_SCROLL_LIMIT,
+                n if n > MAX_SCROLL_LIMIT => {
+                    return Err(invalid("limit", format!("must be at most {MAX_SCROLL_LIMIT}, got {n}")))
+                }
+                n => n,
+            };
+            ctx.workers
+                .clone()
+                .run(call.deadline, move || {
+                    let page = ctx
+                        .instance
+                        .scroll(
+                            target(&call.caller, &req.namespace),
+                            filter.as_ref(),
+                            req.after_doc_id,
+                            limit,
+                            req.with_vector,
+                            req.with_payload.unwrap_or(true),
+                        )
+                        .map_err(from_storage)?;
+                    Ok(pb::ScrollResponse {
+                        points: page.points.into_iter().map(convert::record_to_wire).collect(),
+                        next_after_doc_id: page.next_after,
+                    })
+                })
+                .await
+        })
+        .await
+    }
+
+    async fn list_namespaces(
+        &self,
+        request: Request<pb::ListNamespacesRequest>,
+    ) -> Result<Response<pb::ListNamespacesResponse>, Status> {
+        self.handle("ListNamespaces", "", request, |ctx, call, req| async move {
+            call.caller.require(Scope::Read, "ListNamespaces")?;
+            let tenant = if req.tenant == "*" {
+                call.caller.require(Scope::Admin, "ListNamespaces of every tenant")?;
+                None
+            } else {
+                Some(call.caller.tenant_for(&req.tenant, "ListNamespaces")?.to_owned())
+            };
+            let namespaces = ctx.instance.list_namespaces(tenant.as_deref());
+            Ok(pb::ListNamespacesResponse {
+                namespaces: namespaces.into_iter().map(convert::namespace_to_wire).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn drop_namespace(
+        &self,
+        request: Request<pb::DropNamespaceRequest>,
+    ) -> Result<Response<pb::DropNamespaceResponse>, Status> {
+        let namespace = request.get_ref().namespace.clone();
+        self.handle("DropNamespace", &namespace, request, |ctx, call, req| async move {
+            call.caller.require(Scope::Write, "DropNamespace")?;
+            let tenant = call.caller.tenant_for(&req.tenant, "DropNamespace")?.to_owned();
+            let dropped = ctx
+                .workers
+                .clone()
+                .run(call.deadline, move || {
+                    ctx.instance
+                        .drop_namespace(NamespaceRef::new(&tenant, &req.namespace))
+                        .map_err(from_storage)
+                })
+                .await?;
+            Ok(pb::DropNamespaceResponse { dropped })
+        })
+        .await
+    }
+
+    async fn flush(
+        &self,
+        request: Request<pb::FlushRequest>,
+    ) -> Result<Response<pb::FlushResponse>, Status> {
+        let namespace = request.get_ref().namespace.clone();
+        self.handle("Flush", &namespace, request, |ctx, call, req| async move {
+            call.caller.require(Scope::Admin, "Flush")?;
+            let tenant = call.caller.tenant_for(&req.tenant, "Flush")?.to_owned();
+            let sealed = ctx
+                .workers
+                .clone()
+                .run(call.deadline, move || {
+                    let scope = (!req.namespace.is_empty())
+                        .then(|| NamespaceRef::new(&tenant, &req.namespace));
+                    ctx.instance.flush(scope).map_err(from_storage)
+                })
+                .await?;
+            Ok(pb::FlushResponse {
+                segments_sealed: sealed as u64,
+            })
+        })
+        .await
+    }
+
+    async fn create_snapshot(
+        &self,
+        request: Request<pb::CreateSnapshotRequest>,
+    ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
+        self.handle("CreateSnapshot", "", request, |ctx, call, req| async move {
+            call.caller.require(Scope::Admin, "CreateSnapshot")?;
+            let name = snapshot_name(req.name)?;
+            let path = ctx.snapshot_dir.join(&name);
+            if path.exists() {
+                return Err(Status::already_exists(format!(
+                    "name: snapshot {name:?} already exists"
+                )));
+            }
+            let written = path.clone();
+            ctx.workers
+                .clone()
+                .run(call.deadline, move || {
+                    std::fs::create_dir_all(&ctx.snapshot_dir).map_err(|e| {
+                        Status::internal(format!("{}: {e}", ctx.snapshot_dir.display()))
+                    })?;
+                    ctx.instance.create_snapshot(&written).map_err(from_storage)
+                })
+                .await?;
+            tracing::info!(snapshot = %path.display(), "snapshot written");
+            Ok(pb::CreateSnapshotResponse {
+                name,
+                path: path.display().to_string(),
+            })
+        })
+        .await
+    }
+
+    async fn stats(
+        &self,
+        request: Request<pb::StatsRequest>,
+    ) -> Result<Response<pb::StatsResponse>, Status> {
+        self.handle("Stats", "", request, |ctx, call, _req| async move {
+            call.caller.require(Scope::Read, "Stats")?;
+            let config = ctx.instance.config();
+            let mut response = pb::StatsResponse {
+                instance: ctx.name.clone(),
+                dim: config.dim as u32,
+                metric: config.metric.to_string(),
+                ..Default::default()
+            };
+            if call.caller.has(Scope::Admin) {
+                let stats = ctx.instance.stats();
+                response.namespaces = stats.namespaces as u64;
+                response.points = stats.points;
+                response.hot_points = stats.hot_points;
+                response.cold_segments = stats.cold_segments as u64;
+                response.cold_bytes = stats.cold_bytes;
+                response.hot_bytes = stats.hot_bytes;
+                response.query_cache = Some(convert::cache_to_wire(stats.query_cache));
+                response.point_cache = Some(convert::cache_to_wire(stats.point_cache));
+                response.fsyncs = stats.sync.fsyncs;
+                response.synced_writes = stats.sync.synced_writes;
+                response.fsync_seconds = stats.sync.fsync_seconds;
+            } else {
+                for info in ctx.instance.list_namespaces(Some(&call.caller.tenant)) {
+                    response.namespaces += 1;
+                    response.points += info.points;
+                    response.hot_points += info.hot_points;
+                    response.cold_segments += info.cold_segments as u64;
+                    response.cold_bytes += info.cold_bytes;
+                }
+            }
+            Ok(response)
+        })
+        .await
+    }
+
+    async fn get_config(
+        &self,
+        request: Request<pb::GetConfigRequest>,
+    ) -> Result<Response<pb::GetConfigResponse>, Status> {
+        self.handle("GetConfig", "", request, |ctx, call, _req| async move {
+            call.caller.require(Scope::Admin, "GetConfig")?;
+            let config = ctx.instance.config();
+            Ok(pb::GetConfigResponse {
+                instance: ctx.name.clone(),
+                dim: config.dim as u32,
+                metric: config.metric.to_string(),
+                config_toml: ctx.config_toml.as_str().to_owned(),
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(parse_grpc_timeout("m"), None);
+        assert_eq!(parse_grpc_timeout("12x"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None, "at most 8 digits");
+    }
+
+    #[test]
+    fn snapshot_names_are_checked() {
+        assert!(snapshot_name("nightly-1".into()).is_ok());
+        assert!(snapshot_name(String::new()).unwrap().starts_with("snapshot-"));
+        for bad in ["../etc", ".hidden", "a/b", &"x".repeat(65)] {
+            let err = snapshot_name(bad.to_owned()).unwrap_err();
+            assert!(err.message().starts_with("name:"), "{bad}");
+        }
+    }
+}

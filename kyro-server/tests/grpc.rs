@@ -1,0 +1,716 @@
+//! The real `kyro-server` binary over loopback gRPC: every RPC, the auth
+//! matrix, bad inputs, both instances, load shedding, deadlines, metrics and
+//! health, restart persistence and graceful shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use kyro_proto::v1 as pb;
+use tonic::Code;
+
+fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (Code, String) {
+    let status = result.expect_err("the call should fail");
+    (status.code(), status.message().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_works_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("data"));
+    let mut alice = server.text(&ALICE).await;
+    let mut admin = server.text(&ADMIN).await;
+    let ns = "episodes";
+
+    // Insert: one point.
+    let reply = alice
+        .insert(insert(ns, 1, vector(TEXT_DIM, 1), &[("tool", string("cargo")), ("exit", integer(101))]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.doc_id, 1);
+
+    // BulkInsert: two messages, one bad point among them.
+    let mut messages = Vec::new();
+    for batch in 0..2u64 {
+        let points = (0..50u64)
+            .map(|i| {
+                let doc_id = 100 + batch * 50 + i;
+                let tool = if doc_id % 2 == 0 { "npm" } else { "pip" };
+                pb::Point {
+                    doc_id,
+                    vector: if doc_id == 120 { vec![1.0; 3] } else { vector(TEXT_DIM, doc_id) },
+                    payload: [("tool".to_owned(), string(tool)), ("exit".to_owned(), integer(doc_id as i64))]
+                        .into_iter()
+                        .collect(),
+                }
+            })
+            .collect();
+        messages.push(pb::BulkInsertRequest { namespace: ns.to_owned(), points });
+    }
+    let reply = alice
+        .bulk_insert(tokio_stream::iter(messages))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.inserted, 99);
+    assert_eq!(reply.failed, 1);
+    assert_eq!(reply.errors[0].doc_id, 120);
+    assert_eq!(reply.errors[0].index, 20);
+    assert!(reply.errors[0].message.starts_with("vector"), "{}", reply.errors[0].message);
+
+    // Get and BulkGet.
+    let point = alice
+        .get(pb::GetRequest { namespace: ns.into(), doc_id: 1, with_vector: true, with_payload: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .point
+        .unwrap();
+    assert_eq!(point.doc_id, 1);
+    assert_eq!(point.vector.len(), TEXT_DIM);
+    assert_eq!(point.payload["tool"], string("cargo"));
+    let reply = alice
+        .bulk_get(pb::BulkGetRequest {
+            namespace: ns.into(),
+            doc_ids: vec![1, 120, 101, 9999],
+            with_vector: false,
+            with_payload: Some(false),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let found: Vec<u64> = reply.points.iter().map(|p| p.doc_id).collect();
+    assert_eq!(found, vec![1, 101]);
+    assert!(reply.points.iter().all(|p| p.payload.is_empty() && p.vector.is_empty()));
+    assert_eq!(reply.missing_doc_ids, vec![120, 9999]);
+
+    // UpdatePayload: merge keeps other keys, replace drops them.
+    alice
+        .update_payload(pb::UpdatePayloadRequest {
+            namespace: ns.into(),
+            doc_id: 1,
+            payload: [("fixed".to_owned(), string("yes"))].into_iter().collect(),
+            mode: pb::UpdateMode::Merge as i32,
+        })
+        .await
+        .unwrap();
+    let get = |doc_id| pb::GetRequest { namespace: ns.into(), doc_id, with_vector: false, with_payload: None };
+    let payload = alice.get(get(1)).await.unwrap().into_inner().point.unwrap().payload;
+    assert_eq!(payload.len(), 3);
+    alice
+        .update_payload(pb::UpdatePayloadRequest {
+            namespace: ns.into(),
+            doc_id: 1,
+            payload: [("fixed".to_owned(), string("no"))].into_iter().collect(),
+            mode: pb::UpdateMode::Replace as i32,
+        })
+        .await
+        .unwrap();
+    let payload = alice.get(get(1)).await.unwrap().into_inner().point.unwrap().payload;
+    assert_eq!(payload.len(), 1);
+    assert_eq!(payload["fixed"], string("no"));
+
+    // Search: the inserted vector is its own nearest neighbour.
+    let reply = alice.search(search(ns, vector(TEXT_DIM, 137), 5)).await.unwrap().into_inner();
+    assert_eq!(reply.hits.len(), 5);
+    assert_eq!(reply.hits[0].doc_id, 137);
+    assert!(reply.hits[0].score > 0.999, "{}", reply.hits[0].score);
+    assert_eq!(reply.hits[0].payload["tool"], string("pip"));
+    assert!(reply.hits.windows(2).all(|w| w[0].score >= w[1].score));
+    // Filtered search only returns matching points.
+    let mut filtered = search(ns, vector(TEXT_DIM, 137), 10);
+    filtered.filter = Some(eq("tool", "npm"));
+    let reply = alice.search(filtered).await.unwrap().into_inner();
+    assert_eq!(reply.hits.len(), 10);
+    assert!(reply.hits.iter().all(|h| h.doc_id % 2 == 0 && h.payload["tool"] == string("npm")));
+
+    // BatchSearch answers in order.
+    let reply = alice
+        .batch_search(pb::BatchSearchRequest {
+            searches: (140..145).map(|d| search(ns, vector(TEXT_DIM, d), 1)).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let tops: Vec<u64> = reply.results.iter().map(|r| r.hits[0].doc_id).collect();
+    assert_eq!(tops, vec![140, 141, 142, 143, 144]);
+
+    // Count, with and without a filter.
+    let count = |filter| pb::CountRequest { namespace: ns.into(), filter };
+    assert_eq!(alice.count(count(None)).await.unwrap().into_inner().count, 100);
+    assert_eq!(alice.count(count(Some(eq("tool", "pip")))).await.unwrap().into_inner().count, 49);
+
+    // Scroll pages through everything in doc id order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = alice
+            .scroll(pb::ScrollRequest {
+                namespace: ns.into(),
+                after_doc_id: after,
+                limit: 30,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.points.iter().map(|p| p.doc_id));
+        match page.next_after_doc_id {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 100);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+
+    // Delete and DeleteByFilter.
+    let reply = alice
+        .delete(pb::DeleteRequest { namespace: ns.into(), doc_ids: vec![1, 2, 3] })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.deleted, 1);
+    let reply = alice
+        .delete_by_filter(pb::DeleteByFilterRequest { namespace: ns.into(), filter: Some(eq("tool", "pip")) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.deleted, 49);
+    assert_eq!(alice.count(count(None)).await.unwrap().into_inner().count, 50);
+    let (status, _) = code(alice.get(get(1)).await);
+    assert_eq!(status, Code::NotFound);
+
+    // ListNamespaces and Stats see the tenant's namespace.
+    let namespaces = alice
+        .list_namespaces(pb::ListNamespacesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .namespaces;
+    assert_eq!(namespaces.len(), 1);
+    assert_eq!((namespaces[0].tenant.as_str(), namespaces[0].namespace.as_str()), ("acme", ns));
+    assert_eq!(namespaces[0].points, 50);
+    let stats = alice.stats(pb::StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!((stats.dim, stats.points, stats.namespaces), (384, 50, 1));
+
+    // Admin: Flush seals the hot tier, CreateSnapshot writes a snapshot,
+    // GetConfig returns the effective configuration, Stats the whole instance.
+    let reply = admin
+        .flush(pb::FlushRequest { namespace: ns.into(), tenant: "acme".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.segments_sealed >= 1, "{reply:?}");
+    let stats = admin.stats(pb::StatsRequest {}).await.unwrap().into_inner();
+    assert!(stats.cold_segments >= 1 && stats.points == 50, "{stats:?}");
+    assert!(stats.query_cache.is_some());
+    // Searches still find points after they moved to the cold tier.
+    let reply = alice.search(search(ns, vector(TEXT_DIM, 138), 1)).await.unwrap().into_inner();
+    assert_eq!(reply.hits[0].doc_id, 138);
+    let snapshot = admin
+        .create_snapshot(pb::CreateSnapshotRequest { name: "nightly".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(std::path::Path::new(&snapshot.path).join("KYRO_SNAPSHOT").exists(), "{snapshot:?}");
+    let (status, message) = code(admin.create_snapshot(pb::CreateSnapshotRequest { name: "nightly".into() }).await);
+    assert_eq!(status, Code::AlreadyExists, "{message}");
+    let config = admin.get_config(pb::GetConfigRequest {}).await.unwrap().into_inner();
+    assert_eq!((config.instance.as_str(), config.dim), ("text", 384));
+    assert!(config.config_toml.contains("[instances.image]"), "{}", config.config_toml);
+    assert!(!config.config_toml.contains(&kyro_server::auth::hash_key(ALICE.key)));
+
+    // DropNamespace.
+    let reply = alice
+        .drop_namespace(pb::DropNamespaceRequest { namespace: ns.into(), tenant: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.dropped);
+    let (status, _) = code(alice.count(count(None)).await);
+    assert_eq!(status, Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_reach_only_their_tenant_and_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("data"));
+    let mut alice = server.text(&ALICE).await;
+    let mut bob = server.text(&BOB).await;
+    let mut reader = server.text(&ALICE_READER).await;
+    let mut admin = server.text(&ADMIN).await;
+
+    alice.insert(insert("shared", 1, vector(TEXT_DIM, 1), &[("owner", string("alice"))])).await.unwrap();
+    bob.insert(insert("shared", 1, vector(TEXT_DIM, 2), &[("owner", string("bob"))])).await.unwrap();
+
+    // Same namespace name, different tenants: each sees only its own point.
+    let get = pb::GetRequest { namespace: "shared".into(), doc_id: 1, with_vector: false, with_payload: None };
+    let mine = alice.get(get.clone()).await.unwrap().into_inner().point.unwrap();
+    assert_eq!(mine.payload["owner"], string("alice"));
+    let theirs = bob.get(get.clone()).await.unwrap().into_inner().point.unwrap();
+    assert_eq!(theirs.payload["owner"], string("bob"));
+    alice.insert(insert("alice-only", 1, vector(TEXT_DIM, 3), &[])).await.unwrap();
+    let (status, _) = code(bob.search(search("alice-only", vector(TEXT_DIM, 3), 1)).await);
+    assert_eq!(status, Code::NotFound, "bob must not reach alice's namespace");
+    let listed: Vec<String> = bob
+        .list_namespaces(pb::ListNamespacesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .namespaces
+        .into_iter()
+        .map(|n| format!("{}/{}", n.tenant, n.namespace))
+        .collect();
+    assert_eq!(listed, vec!["globex/shared"]);
+
+    // Scopes: read-only keys read but do not write; only admin flushes.
+    assert!(reader.get(get.clone()).await.is_ok());
+    let (status, message) = code(reader.insert(insert("shared", 2, vector(TEXT_DIM, 4), &[])).await);
+    assert_eq!(status, Code::PermissionDenied, "{message}");
+    assert!(message.contains("write"), "{message}");
+    let (status, _) = code(alice.flush(pb::FlushRequest::default()).await);
+    assert_eq!(status, Code::PermissionDenied);
+    let (status, _) = code(alice.get_config(pb::GetConfigRequest {}).await);
+    assert_eq!(status, Code::PermissionDenied);
+    let (status, _) = code(alice.create_snapshot(pb::CreateSnapshotRequest::default()).await);
+    assert_eq!(status, Code::PermissionDenied);
+    // Another tenant's namespace: only admin may drop or list it.
+    let (status, _) = code(
+        alice
+            .drop_namespace(pb::DropNamespaceRequest { namespace: "shared".into(), tenant: "globex".into() })
+            .await,
+    );
+    assert_eq!(status, Code::PermissionDenied);
+    let (status, _) = code(alice.list_namespaces(pb::ListNamespacesRequest { tenant: "*".into() }).await);
+    assert_eq!(status, Code::PermissionDenied);
+    let all = admin
+        .list_namespaces(pb::ListNamespacesRequest { tenant: "*".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .namespaces;
+    assert_eq!(all.len(), 3);
+    let dropped = admin
+        .drop_namespace(pb::DropNamespaceRequest { namespace: "shared".into(), tenant: "globex".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(dropped.dropped);
+    let (status, _) = code(bob.get(get.clone()).await);
+    assert_eq!(status, Code::NotFound);
+    assert!(alice.get(get.clone()).await.is_ok(), "alice's namespace of the same name survives");
+
+    // No key, a wrong key: UNAUTHENTICATED.
+    let mut anonymous = connect(server.text, None, None).await;
+    let (status, _) = code(anonymous.get(get.clone()).await);
+    assert_eq!(status, Code::Unauthenticated);
+    let mut forged = connect(server.text, Some("kyro_sk_not-a-real-key"), None).await;
+    let (status, _) = code(forged.get(get.clone()).await);
+    assert_eq!(status, Code::Unauthenticated);
+
+    // A service key acts for the tenant it names; other keys may not.
+    let mut gateway_as_alice = connect(server.text, Some(GATEWAY.key), Some("acme")).await;
+    let point = gateway_as_alice.get(get.clone()).await.unwrap().into_inner().point.unwrap();
+    assert_eq!(point.payload["owner"], string("alice"));
+    let mut bob_as_alice = connect(server.text, Some(BOB.key), Some("acme")).await;
+    let (status, _) = code(bob_as_alice.get(get.clone()).await);
+    assert_eq!(status, Code::PermissionDenied);
+
+    // Health and reflection answer without a key.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel(server.text).await);
+    let reply = health
+        .check(tonic_health::pb::HealthCheckRequest { service: "kyro.v1.Kyro".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    let services = list_services_by_reflection(server.text).await;
+    assert!(services.contains(&"kyro.v1.Kyro".to_owned()), "{services:?}");
+    assert!(services.contains(&"grpc.health.v1.Health".to_owned()), "{services:?}");
+}
+
+async fn list_services_by_reflection(address: std::net::SocketAddr) -> Vec<String> {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let mut client = ServerReflectionClient::new(channel(address).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = client
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap();
+    match reply.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+        other => panic!("unexpected reflection reply {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_file_reloads_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = TestServer::start(&data);
+    let output = std::process::Command::new(binary())
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["keys", "create", "--tenant", "initech", "--scopes", "read,write"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("kyro_sk_"), "{key}");
+    let stored = std::fs::read_to_string(data.join("keys.toml")).unwrap();
+    assert!(!stored.contains(&key), "the keys file holds hashes only");
+
+    let mut client = connect(server.text, Some(&key), None).await;
+    let (status, _) = code(client.insert(insert("n", 1, vector(TEXT_DIM, 1), &[])).await);
+    assert_eq!(status, Code::Unauthenticated, "not loaded before SIGHUP");
+    server.signal("HUP");
+    let mut accepted = false;
+    for _ in 0..200 {
+        if client.insert(insert("n", 1, vector(TEXT_DIM, 1), &[])).await.is_ok() {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(accepted, "the new key works after SIGHUP");
+    let listed = client
+        .list_namespaces(pb::ListNamespacesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .namespaces;
+    assert_eq!(listed[0].tenant, "initech");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_invalid_argument_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("data"));
+    let mut alice = server.text(&ALICE).await;
+    alice.insert(insert("ns", 1, vector(TEXT_DIM, 1), &[])).await.unwrap();
+
+    let mut nan = vector(TEXT_DIM, 2);
+    nan[7] = f32::NAN;
+    let too_long = "x".repeat(5000);
+    let cases: Vec<(&str, pb::InsertRequest)> = vec![
+        ("vector", insert("ns", 2, vector(3, 2), &[])),
+        ("vector", insert("ns", 2, nan, &[])),
+        ("vector", insert("ns", 2, vec![0.0; TEXT_DIM], &[])),
+        ("namespace", insert("bad namespace!", 2, vector(TEXT_DIM, 2), &[])),
+        ("namespace", insert("", 2, vector(TEXT_DIM, 2), &[])),
+        ("payload", insert("ns", 2, vector(TEXT_DIM, 2), &[("note", string(&too_long))])),
+        ("payload", insert("ns", 2, vector(TEXT_DIM, 2), &[("bad key", string("x"))])),
+        ("payload.tool", insert("ns", 2, vector(TEXT_DIM, 2), &[("tool", pb::Value { kind: None })])),
+    ];
+    for (field, request) in cases {
+        let (status, message) = code(alice.insert(request).await);
+        assert_eq!(status, Code::InvalidArgument, "{message}");
+        assert!(message.starts_with(field), "expected {field}: {message}");
+    }
+    let mut many_fields = Vec::new();
+    for i in 0..65 {
+        many_fields.push((format!("f{i}"), integer(i)));
+    }
+    let mut request = insert("ns", 2, vector(TEXT_DIM, 2), &[]);
+    request.payload = many_fields.into_iter().collect();
+    let (status, message) = code(alice.insert(request).await);
+    assert_eq!(status, Code::InvalidArgument);
+    assert!(message.starts_with("payload"), "{message}");
+
+    let searches: Vec<(&str, pb::SearchRequest)> = vec![
+        ("k", search("ns", vector(TEXT_DIM, 1), 0)),
+        ("k", search("ns", vector(TEXT_DIM, 1), 10_001)),
+        ("vector", search("ns", vector(TEXT_DIM + 1, 1), 5)),
+        ("ef", pb::SearchRequest { ef: 200_000, ..search("ns", vector(TEXT_DIM, 1), 5) }),
+        ("min_score", pb::SearchRequest { min_score: Some(f32::NAN), ..search("ns", vector(TEXT_DIM, 1), 5) }),
+        ("filter", pb::SearchRequest { filter: Some(pb::Filter { kind: None }), ..search("ns", vector(TEXT_DIM, 1), 5) }),
+        (
+            "filter.all_of",
+            pb::SearchRequest {
+                filter: Some(pb::Filter { kind: Some(pb::filter::Kind::AllOf(pb::FilterList { conditions: vec![] })) }),
+                ..search("ns", vector(TEXT_DIM, 1), 5)
+            },
+        ),
+    ];
+    for (field, request) in searches {
+        let (status, message) = code(alice.search(request).await);
+        assert_eq!(status, Code::InvalidArgument, "{message}");
+        assert!(message.starts_with(field), "expected {field}: {message}");
+    }
+    let (status, message) = code(alice.batch_search(pb::BatchSearchRequest { searches: vec![] }).await);
+    assert_eq!((status, message.starts_with("searches")), (Code::InvalidArgument, true), "{message}");
+    let (status, message) = code(
+        alice
+            .batch_search(pb::BatchSearchRequest {
+                searches: vec![search("ns", vector(TEXT_DIM, 1), 1), search("ns", vector(TEXT_DIM, 1), 0)],
+            })
+            .await,
+    );
+    assert_eq!(status, Code::InvalidArgument);
+    assert!(message.starts_with("searches[1].k"), "{message}");
+    let (status, message) = code(
+        alice
+            .scroll(pb::ScrollRequest { namespace: "ns".into(), limit: 20_000, ..Default::default() })
+            .await,
+    );
+    assert_eq!(status, Code::InvalidArgument);
+    assert!(message.starts_with("limit"), "{message}");
+    let (status, message) = code(
+        alice
+            .delete(pb::DeleteRequest { namespace: "ns".into(), doc_ids: (0..10_001).collect() })
+            .await,
+    );
+    assert_eq!(status, Code::InvalidArgument);
+    assert!(message.starts_with("doc_ids"), "{message}");
+    let (status, message) = code(
+        alice
+            .delete_by_filter(pb::DeleteByFilterRequest { namespace: "ns".into(), filter: None })
+            .await,
+    );
+    assert_eq!(status, Code::InvalidArgument);
+    assert!(message.starts_with("filter"), "{message}");
+    let (status, message) = code(
+        alice
+            .update_payload(pb::UpdatePayloadRequest { namespace: "ns".into(), doc_id: 1, payload: Default::default(), mode: 7 })
+            .await,
+    );
+    assert_eq!(status, Code::InvalidArgument);
+    assert!(message.starts_with("mode"), "{message}");
+    let (status, _) = code(
+        alice
+            .update_payload(pb::UpdatePayloadRequest { namespace: "ns".into(), doc_id: 99, payload: Default::default(), mode: 0 })
+            .await,
+    );
+    assert_eq!(status, Code::NotFound);
+
+    // Nothing bad was stored, and the server still answers.
+    assert_eq!(
+        alice.count(pb::CountRequest { namespace: "ns".into(), filter: None }).await.unwrap().into_inner().count,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_instances_serve_their_own_dimension_and_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("data"));
+    let mut text = server.text(&ALICE).await;
+    let mut image = server.image(&ALICE).await;
+    image.insert(insert("photos", 7, vector(IMAGE_DIM, 7), &[])).await.unwrap();
+    let (status, message) = code(image.insert(insert("photos", 8, vector(TEXT_DIM, 8), &[])).await);
+    assert_eq!(status, Code::InvalidArgument);
+    assert!(message.contains("512"), "{message}");
+    let reply = image.search(search("photos", vector(IMAGE_DIM, 7), 1)).await.unwrap().into_inner();
+    assert_eq!(reply.hits[0].doc_id, 7);
+    let (status, _) = code(text.search(search("photos", vector(TEXT_DIM, 7), 1)).await);
+    assert_eq!(status, Code::NotFound, "the text instance has no photos namespace");
+    let stats = image.stats(pb::StatsRequest {}).await.unwrap().into_inner();
+    assert_eq!((stats.instance.as_str(), stats.dim, stats.points), ("image", 512, 1));
+    assert!(server.data_dir.join("text").is_dir() && server.data_dir.join("image").is_dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_survive_graceful_restart_and_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = TestServer::start(&data);
+    let mut alice = server.text(&ALICE).await;
+    for doc_id in 0..200 {
+        alice
+            .insert(insert("memory", doc_id, vector(TEXT_DIM, doc_id), &[("n", integer(doc_id as i64))]))
+            .await
+            .unwrap();
+    }
+    let status = server.stop();
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+
+    let server = TestServer::start(&data);
+    let mut alice = server.text(&ALICE).await;
+    let count = pb::CountRequest { namespace: "memory".into(), filter: None };
+    assert_eq!(alice.count(count.clone()).await.unwrap().into_inner().count, 200);
+    let reply = alice.search(search("memory", vector(TEXT_DIM, 42), 1)).await.unwrap().into_inner();
+    assert_eq!(reply.hits[0].doc_id, 42);
+    assert_eq!(reply.hits[0].payload["n"], integer(42));
+    // Acknowledged writes survive SIGKILL (no shutdown path at all).
+    for doc_id in 200..300 {
+        alice.insert(insert("memory", doc_id, vector(TEXT_DIM, doc_id), &[])).await.unwrap();
+    }
+    server.kill();
+
+    let server = TestServer::start(&data);
+    let mut alice = server.text(&ALICE).await;
+    assert_eq!(alice.count(count).await.unwrap().into_inner().count, 300);
+    let reply = alice.search(search("memory", vector(TEXT_DIM, 250), 1)).await.unwrap().into_inner();
+    assert_eq!(reply.hits[0].doc_id, 250);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excess_load_is_shed_and_deadlines_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), "[limits]\nmax_concurrent_requests = 1\n");
+    let server = TestServer::start_with(&data, Some(&config), &[]);
+    let mut alice = server.text(&ALICE).await;
+    alice.insert(insert("ns", 1, vector(TEXT_DIM, 1), &[])).await.unwrap();
+
+    // An open BulkInsert stream holds the only permit...
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::BulkInsertRequest>(1);
+    let mut streamer = server.text(&ALICE).await;
+    let stream = tokio::spawn(async move {
+        streamer.bulk_insert(tokio_stream::wrappers::ReceiverStream::new(rx)).await
+    });
+    tx.send(pb::BulkInsertRequest {
+        namespace: "ns".into(),
+        points: vec![pb::Point { doc_id: 2, vector: vector(TEXT_DIM, 2), payload: Default::default() }],
+    })
+    .await
+    .unwrap();
+    // ...so another call is refused at once rather than queued.
+    let mut shed = None;
+    for _ in 0..200 {
+        match alice.search(search("ns", vector(TEXT_DIM, 1), 1)).await {
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                shed = Some(status);
+                break;
+            }
+            // The stream's first message may not have arrived yet.
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    let shed = shed.expect("a call beyond the limit is shed");
+    assert!(shed.message().contains("concurrent"), "{}", shed.message());
+    drop(tx);
+    let reply = stream.await.unwrap().unwrap().into_inner();
+    assert_eq!(reply.inserted, 1);
+    // With the permit back, calls succeed again.
+    assert!(alice.search(search("ns", vector(TEXT_DIM, 1), 1)).await.is_ok());
+
+    // A deadline that has passed is not worked on.
+    let mut request = tonic::Request::new(search("ns", vector(TEXT_DIM, 1), 1));
+    request.set_timeout(Duration::from_nanos(1));
+    let (status, message) = code(alice.search(request).await);
+    assert!(matches!(status, Code::DeadlineExceeded | Code::Cancelled), "{status:?}: {message}");
+
+    // Shedding shows in the metrics.
+    let (http_status, body) = server.http_get("/metrics");
+    assert_eq!(http_status, 200);
+    assert!(body.contains("kyro_requests_shed_total{instance=\"text\"}"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("data"));
+    let mut alice = server.text(&ALICE).await;
+    alice.insert(insert("ns", 1, vector(TEXT_DIM, 1), &[])).await.unwrap();
+    for _ in 0..3 {
+        alice.search(search("ns", vector(TEXT_DIM, 1), 1)).await.unwrap();
+    }
+    let _ = alice.search(search("ns", vector(3, 1), 1)).await;
+
+    let (status, body) = server.http_get("/health/live");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.http_get("/health/ready");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"ready\""), "{body}");
+
+    let (status, body) = server.http_get("/metrics");
+    assert_eq!(status, 200);
+    for needle in [
+        "kyro_requests_total{instance=\"text\",rpc=\"Search\",code=\"OK\"} 3",
+        "kyro_requests_total{instance=\"text\",rpc=\"Search\",code=\"INVALID_ARGUMENT\"} 1",
+        "kyro_requests_total{instance=\"text\",rpc=\"Insert\",code=\"OK\"} 1",
+        "kyro_request_duration_seconds_bucket{instance=\"text\",rpc=\"Search\"",
+        "kyro_cache_hit_ratio{instance=\"text\",cache=\"query\"}",
+        "kyro_hot_points{instance=\"text\"} 1",
+        "kyro_cold_segments{instance=\"image\"} 0",
+        "kyro_wal_fsync_mean_seconds{instance=\"text\"}",
+        "kyro_process_resident_bytes",
+    ] {
+        assert!(body.contains(needle), "missing {needle} in\n{body}");
+    }
+    // The query cache answered the repeated searches.
+    let ratio_line = body
+        .lines()
+        .find(|l| l.starts_with("kyro_cache_hit_ratio{instance=\"text\",cache=\"query\"}"))
+        .unwrap();
+    let ratio: f64 = ratio_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(ratio > 0.0, "{ratio_line}");
+    let (status, _) = server.http_get("/nope");
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_without_keys_prints_an_admin_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = TestServer::start_with(&data, None, &[]);
+    let key = server.bootstrap_key.clone().expect("an admin key is printed");
+    let stored = std::fs::read_to_string(data.join("keys.toml")).unwrap();
+    assert!(!stored.contains(&key) && stored.contains(&kyro_server::auth::hash_key(&key)));
+    let mut admin = connect(server.text, Some(&key), None).await;
+    admin.get_config(pb::GetConfigRequest {}).await.unwrap();
+    assert!(server.stop().success());
+
+    let server = TestServer::start_with(&data, None, &[]);
+    assert!(server.bootstrap_key.is_none(), "the key is generated only once");
+    let mut admin = connect(server.text, Some(&key), None).await;
+    admin.get_config(pb::GetConfigRequest {}).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_can_be_switched_off_explicitly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = TestServer::start_with(&data, None, &["--set", "auth.enabled=false"]);
+    assert!(server.bootstrap_key.is_none());
+    let mut anonymous = connect(server.text, None, None).await;
+    anonymous.insert(insert("dev", 1, vector(TEXT_DIM, 1), &[])).await.unwrap();
+    let listed = anonymous
+        .list_namespaces(pb::ListNamespacesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .namespaces;
+    assert_eq!(listed[0].tenant, "default");
+}
+
+#[test]
+fn print_config_shows_layered_settings_and_bad_settings_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kyro.toml");
+    std::fs::write(&file, "[instances.text]\nfsync = \"always\"\ndefault_ef = 50\n").unwrap();
+    let output = std::process::Command::new(binary())
+        .args(["--config"])
+        .arg(&file)
+        .args(["--set", "instances.text.default_ef=70", "--print-config"])
+        .env("KYRO__LIMITS__MAX_CONCURRENT_REQUESTS", "12")
+        .env("KYRO__INSTANCES__TEXT__DEFAULT_EF", "60")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: toml::Table = toml::from_str(&String::from_utf8(output.stdout).unwrap()).unwrap();
+    let text = &printed["instances"]["text"];
+    assert_eq!(text["fsync"].as_str(), Some("always"), "from the file");
+    assert_eq!(text["default_ef"].as_integer(), Some(70), "flags beat env beat file");
+    assert_eq!(printed["limits"]["max_concurrent_requests"].as_integer(), Some(12), "from env");
+    assert_eq!(printed["instances"]["image"]["dim"].as_integer(), Some(512));
+
+    let output = std::process::Command::new(binary())
+        .args(["--set", "instances.text.metric=hamming", "--print-config"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("instances.text.metric"), "{stderr}");
+}
