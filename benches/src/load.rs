@@ -98,7 +98,8 @@ pub struct WorkerStats {
 impl WorkerStats {
     pub fn new() -> WorkerStats {
         let histogram = || {
-            Histogram::new_with_bounds(1, 600_000_000, 3).expect("static histogram bounds are valid")
+            Histogram::new_with_bounds(1, 600_000_000, 3)
+                .expect("static histogram bounds are valid")
         };
         WorkerStats {
             latency: [histogram(), histogram(), histogram()],
@@ -139,7 +140,13 @@ impl Default for WorkerStats {
 
 /// When worker `worker` of `workers` should start its `n`-th operation at a
 /// total `rate` (ops/s), or `None` flat out.
-pub fn intended_start(start: Instant, rate: Option<f64>, workers: usize, worker: usize, n: u64) -> Option<Instant> {
+pub fn intended_start(
+    start: Instant,
+    rate: Option<f64>,
+    workers: usize,
+    worker: usize,
+    n: u64,
+) -> Option<Instant> {
     let rate = rate?;
     let interval = workers as f64 / rate;
     let offset = interval * (n as f64 + worker as f64 / workers as f64);
@@ -155,7 +162,11 @@ pub struct Progress {
 }
 
 /// Prints a progress line every second until `progress.stop` is set.
-pub fn spawn_progress_line(progress: Arc<Progress>, started: Instant, duration: Duration) -> std::thread::JoinHandle<()> {
+pub fn spawn_progress_line(
+    progress: Arc<Progress>,
+    started: Instant,
+    duration: Duration,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut last = 0;
         let mut last_at = Instant::now();
@@ -327,7 +338,11 @@ pub fn expand_with_jitter(base: &Matrix<f32>, rows: usize, jitter: f32, seed: u6
         if row < base.rows() {
             data.extend_from_slice(source);
         } else {
-            data.extend(source.iter().map(|&x| x + jitter * (next() + next() + next()) / 3.0));
+            data.extend(
+                source
+                    .iter()
+                    .map(|&x| x + jitter * (next() + next() + next()) / 3.0),
+            );
         }
     }
     Matrix::new(dim, data)

@@ -33,12 +33,22 @@ const IN_PROCESS_TENANT: &str = "bench";
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// gRPC address of a kyro-server instance, e.g. http://127.0.0.1:50051.
-    #[arg(long, required_unless_present = "in_process", conflicts_with = "in_process")]
+    #[arg(
+        long,
+        required_unless_present = "in_process",
+        conflicts_with = "in_process"
+    )]
     addr: Option<String>,
     /// Instead of a server, open an engine instance in DIR in this process
     /// (same engine defaults as the server) and drive it from threads.
     #[arg(long, value_name = "DIR")]
     in_process: Option<PathBuf>,
+    /// In-process only: the query-result cache budget in bytes. Default 0:
+    /// a load that cycles through a fixed query set would otherwise measure
+    /// cache hits; run the server with `instances.<name>.query_cache_bytes=0`
+    /// for the same comparison.
+    #[arg(long, default_value_t = 0)]
+    query_cache_bytes: u64,
     /// API key (admin scope when --preload, which flushes).
     #[arg(long, env = "KYRO_API_KEY", hide_env_values = true)]
     key: Option<String>,
@@ -109,7 +119,10 @@ fn load_workload(args: &LoadArgs) -> Result<Workload> {
         .with_context(|| format!("reading {}", args.base.display()))?;
     let queries = dataset::read_vectors(&args.queries, None)
         .with_context(|| format!("reading {}", args.queries.display()))?;
-    ensure!(base.dim() == queries.dim(), "base and queries differ in dimension");
+    ensure!(
+        base.dim() == queries.dim(),
+        "base and queries differ in dimension"
+    );
     let given_rows = base.rows();
     if let Some(points) = args.points {
         ensure!(points > 0, "--points must be at least 1");
@@ -128,7 +141,11 @@ fn load_workload(args: &LoadArgs) -> Result<Workload> {
                     .with_context(|| format!("reading {}", path.display()))?,
             ),
             _ => {
-                eprintln!("computing exact ground truth ({} × {})…", base.rows(), queries.rows());
+                eprintln!(
+                    "computing exact ground truth ({} × {})…",
+                    base.rows(),
+                    queries.rows()
+                );
                 Some(exact_knn(Metric::Cosine, &base, &queries, args.k, &|| {})?)
             }
         }
@@ -172,42 +189,50 @@ pub fn run_load(args: LoadArgs) -> Result<()> {
     Ok(())
 }
 
-fn report(
-    args: &LoadArgs,
-    mix: Mix,
-    workload: &Workload,
-    mode: &str,
+/// What a run measured, before it becomes a [`LoadReport`].
+struct RunOutcome {
+    mode: &'static str,
     target: String,
     recall: Option<f64>,
-    stats: &WorkerStats,
+    stats: WorkerStats,
     elapsed: Duration,
-) -> LoadReport {
-    let ops = summarize(stats, elapsed);
+}
+
+fn report(args: &LoadArgs, mix: Mix, workload: &Workload, outcome: RunOutcome) -> LoadReport {
+    let ops = summarize(&outcome.stats, outcome.elapsed);
     LoadReport {
-        mode: mode.to_owned(),
-        target,
+        mode: outcome.mode.to_owned(),
+        target: outcome.target,
         dataset: workload.name.clone(),
         points: workload.base.rows(),
         dim: workload.base.dim(),
         concurrency: args.concurrency,
         target_rate: args.rate,
-        duration_secs: elapsed.as_secs_f64(),
+        duration_secs: outcome.elapsed.as_secs_f64(),
         k: args.k,
         ef: args.ef,
         mix,
-        recall,
+        recall: outcome.recall,
         total_ops_per_sec: ops.iter().map(|s| s.ops_per_sec).sum(),
         ops,
-        first_error: stats.first_error.clone(),
+        first_error: outcome.stats.first_error.clone(),
         date: kyro_bench::load::today(),
     }
 }
 
 // ---------------------------------------------------------------- in-process
 
-fn run_in_process(args: &LoadArgs, mix: Mix, workload: &Workload, dir: PathBuf) -> Result<LoadReport> {
-    let config = InstanceConfig::new(workload.base.dim(), Metric::Cosine);
-    let instance = Arc::new(Instance::open(&dir, config).with_context(|| format!("opening {}", dir.display()))?);
+fn run_in_process(
+    args: &LoadArgs,
+    mix: Mix,
+    workload: &Workload,
+    dir: PathBuf,
+) -> Result<LoadReport> {
+    let mut config = InstanceConfig::new(workload.base.dim(), Metric::Cosine);
+    config.cache.query_cache_bytes = args.query_cache_bytes;
+    let instance = Arc::new(
+        Instance::open(&dir, config).with_context(|| format!("opening {}", dir.display()))?,
+    );
     let target = NamespaceRef::new(IN_PROCESS_TENANT, &args.namespace);
     if args.preload {
         let started = Instant::now();
@@ -225,7 +250,11 @@ fn run_in_process(args: &LoadArgs, mix: Mix, workload: &Workload, dir: PathBuf) 
             }
         }
         instance.flush(None)?;
-        eprintln!("preloaded {} points in {:.1} s", workload.base.rows(), started.elapsed().as_secs_f64());
+        eprintln!(
+            "preloaded {} points in {:.1} s",
+            workload.base.rows(),
+            started.elapsed().as_secs_f64()
+        );
     }
     let search = |query: &[f32]| -> Result<Vec<u64>> {
         let mut request = SearchRequest::new(query, args.k);
@@ -305,7 +334,10 @@ fn run_in_process(args: &LoadArgs, mix: Mix, workload: &Workload, dir: PathBuf) 
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("load worker panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("load worker panicked"))
+            .collect()
     });
     let elapsed = started.elapsed();
     progress.stop.store(true, Ordering::Relaxed);
@@ -314,7 +346,14 @@ fn run_in_process(args: &LoadArgs, mix: Mix, workload: &Workload, dir: PathBuf) 
     for s in &stats {
         merged.merge(s);
     }
-    Ok(report(args, mix, workload, "in-process", dir.display().to_string(), recall, &merged, elapsed))
+    let outcome = RunOutcome {
+        mode: "in-process",
+        target: dir.display().to_string(),
+        recall,
+        stats: merged,
+        elapsed,
+    };
+    Ok(report(args, mix, workload, outcome))
 }
 
 /// Doc ids for inserted points: above the preloaded rows, disjoint per worker.
@@ -328,7 +367,10 @@ fn insert_doc_id(rows: usize, worker: usize, n: u64) -> u64 {
 struct KeyInterceptor(Option<AsciiMetadataValue>);
 
 impl tonic::service::Interceptor for KeyInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(key) = &self.0 {
             request.metadata_mut().insert("authorization", key.clone());
         }
@@ -394,15 +436,26 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
                     .collect(),
             }
         });
-        let reply = first.bulk_insert(tokio_stream::iter(messages)).await?.into_inner();
+        let reply = first
+            .bulk_insert(tokio_stream::iter(messages))
+            .await?
+            .into_inner();
         if reply.failed > 0 {
-            bail!("preload: {} points refused, first: {:?}", reply.failed, reply.errors.first());
+            bail!(
+                "preload: {} points refused, first: {:?}",
+                reply.failed,
+                reply.errors.first()
+            );
         }
         first
             .flush(pb::FlushRequest::default())
             .await
             .context("preload: Flush (needs an admin key)")?;
-        eprintln!("preloaded {} points in {:.1} s", reply.inserted, started.elapsed().as_secs_f64());
+        eprintln!(
+            "preloaded {} points in {:.1} s",
+            reply.inserted,
+            started.elapsed().as_secs_f64()
+        );
     }
     let recall = match &workload.truth {
         Some(truth) => {
@@ -495,5 +548,12 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
     let elapsed = started.elapsed();
     progress.stop.store(true, Ordering::Relaxed);
     let _ = progress_line.join();
-    Ok(report(args, mix, workload, "grpc", address, recall, &merged, elapsed))
+    let outcome = RunOutcome {
+        mode: "grpc",
+        target: address,
+        recall,
+        stats: merged,
+        elapsed,
+    };
+    Ok(report(args, mix, workload, outcome))
 }

@@ -327,16 +327,17 @@ impl KeyRing {
             scopes: key.scopes.clone(),
         };
         if let Some(value) = metadata.get(TENANT_HEADER) {
-            let tenant = value.to_str().map_err(|_| {
-                Status::invalid_argument(format!("{TENANT_HEADER}: must be ASCII"))
-            })?;
+            let tenant = value
+                .to_str()
+                .map_err(|_| Status::invalid_argument(format!("{TENANT_HEADER}: must be ASCII")))?;
             if tenant != caller.tenant {
-                caller.require(Scope::Service, &format!("acting for another tenant ({TENANT_HEADER})"))?;
+                caller.require(
+                    Scope::Service,
+                    &format!("acting for another tenant ({TENANT_HEADER})"),
+                )?;
                 kyro_engine::storage::NamespaceRef::new(tenant, "x")
                     .validate()
-                    .map_err(|e| {
-                        Status::invalid_argument(format!("{TENANT_HEADER}: {e}"))
-                    })?;
+                    .map_err(|e| Status::invalid_argument(format!("{TENANT_HEADER}: {e}")))?;
                 caller.tenant = tenant.to_owned();
             }
         }
@@ -473,7 +474,8 @@ mod tests {
         assert!(caller.has(Scope::Admin));
 
         let mut file = KeysFile::read(ring.keys_file()).unwrap();
-        file.keys.push(entry("later", "beta", &["read"], "key-later"));
+        file.keys
+            .push(entry("later", "beta", &["read"], "key-later"));
         file.write(ring.keys_file()).unwrap();
         assert!(ring
             .authenticate(&metadata(&[("authorization", "Bearer key-later")]))

@@ -254,41 +254,45 @@ impl ServerConfig {
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &[(String, String)],
     ) -> Result<Self, ConfigError> {
-        let mut tree = toml::Value::try_from(ServerConfig::default()).map_err(|e| {
-            ConfigError::Parse {
+        let mut tree =
+            toml::Value::try_from(ServerConfig::default()).map_err(|e| ConfigError::Parse {
                 origin: "defaults".to_owned(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_owned(),
                 source,
             })?;
-            let from_file: toml::Table =
-                toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    origin: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
+            let from_file: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                origin: path.display().to_string(),
+                message: e.to_string(),
+            })?;
             merge(&mut tree, toml::Value::Table(from_file));
         }
         let mut env_pairs: Vec<(String, String)> = env
             .into_iter()
             .filter_map(|(name, value)| {
                 let path = name.strip_prefix(ENV_PREFIX)?;
-                Some((path.split("__").collect::<Vec<_>>().join(".").to_ascii_lowercase(), value))
+                Some((
+                    path.split("__")
+                        .collect::<Vec<_>>()
+                        .join(".")
+                        .to_ascii_lowercase(),
+                    value,
+                ))
             })
             .collect();
         env_pairs.sort();
         for (key, value) in env_pairs.iter().chain(overrides) {
             set_path(&mut tree, key, value)?;
         }
-        let config: ServerConfig = tree.try_into().map_err(|e: toml::de::Error| {
-            ConfigError::Parse {
-                origin: "configuration".to_owned(),
-                message: e.to_string(),
-            }
-        })?;
+        let config: ServerConfig =
+            tree.try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    origin: "configuration".to_owned(),
+                    message: e.to_string(),
+                })?;
         config.validate()?;
         Ok(config)
     }
@@ -361,7 +365,10 @@ impl ServerConfig {
         }
         let limits = &self.limits;
         if limits.max_concurrent_requests == 0 {
-            return Err(invalid("limits.max_concurrent_requests", "must be at least 1"));
+            return Err(invalid(
+                "limits.max_concurrent_requests",
+                "must be at least 1",
+            ));
         }
         if limits.max_message_bytes < 1024 {
             return Err(invalid("limits.max_message_bytes", "must be at least 1024"));
@@ -520,8 +527,14 @@ mod tests {
         )
         .unwrap();
         let env = vec![
-            ("KYRO__LIMITS__MAX_CONCURRENT_REQUESTS".to_owned(), "16".to_owned()),
-            ("KYRO__INSTANCES__TEXT__DEFAULT_EF".to_owned(), "80".to_owned()),
+            (
+                "KYRO__LIMITS__MAX_CONCURRENT_REQUESTS".to_owned(),
+                "16".to_owned(),
+            ),
+            (
+                "KYRO__INSTANCES__TEXT__DEFAULT_EF".to_owned(),
+                "80".to_owned(),
+            ),
             ("UNRELATED".to_owned(), "x".to_owned()),
         ];
         let flags = vec![("instances.text.default_ef".to_owned(), "96".to_owned())];
@@ -530,16 +543,31 @@ mod tests {
         assert_eq!(config.limits.max_concurrent_requests, 16);
         assert_eq!(config.instances["text"].fsync, "always");
         assert_eq!(config.instances["text"].default_ef, 96);
-        assert_eq!(config.instances["image"].dim, 512, "untouched instance keeps defaults");
+        assert_eq!(
+            config.instances["image"].dim, 512,
+            "untouched instance keeps defaults"
+        );
     }
 
     #[test]
     fn bad_settings_are_named() {
         let cases = [
-            ("instances.text.metric", "manhattan", "instances.text.metric"),
+            (
+                "instances.text.metric",
+                "manhattan",
+                "instances.text.metric",
+            ),
             ("instances.text.fsync", "sometimes", "instances.text.fsync"),
-            ("instances.image.listen", "nowhere", "instances.image.listen"),
-            ("limits.max_concurrent_requests", "0", "limits.max_concurrent_requests"),
+            (
+                "instances.image.listen",
+                "nowhere",
+                "instances.image.listen",
+            ),
+            (
+                "limits.max_concurrent_requests",
+                "0",
+                "limits.max_concurrent_requests",
+            ),
             ("log.format", "xml", "log.format"),
         ];
         for (key, value, named) in cases {
@@ -559,7 +587,10 @@ mod tests {
         let err = ServerConfig::load(
             None,
             [],
-            &[("instances.image.listen".to_owned(), "127.0.0.1:50051".to_owned())],
+            &[(
+                "instances.image.listen".to_owned(),
+                "127.0.0.1:50051".to_owned(),
+            )],
         )
         .unwrap_err();
         assert!(err.to_string().contains("also instance"), "{err}");

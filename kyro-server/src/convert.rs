@@ -16,10 +16,7 @@ pub fn invalid(field: impl AsRef<str>, reason: impl AsRef<str>) -> Status {
 }
 
 /// A wire payload as an engine payload (validated later by the engine).
-pub fn payload_from_wire(
-    field: &str,
-    wire: HashMap<String, pb::Value>,
-) -> Result<Payload, Status> {
+pub fn payload_from_wire(field: &str, wire: HashMap<String, pb::Value>) -> Result<Payload, Status> {
     let mut payload = Payload::new();
     // Sorted so the first error named is the same on every call.
     let mut entries: Vec<_> = wire.into_iter().collect();
@@ -76,7 +73,10 @@ fn scalar_from_wire(field: &str, scalar: Option<pb::Scalar>) -> Result<FilterVal
     }
 }
 
-fn optional_bound(field: String, scalar: Option<pb::Scalar>) -> Result<Option<FilterValue>, Status> {
+fn optional_bound(
+    field: String,
+    scalar: Option<pb::Scalar>,
+) -> Result<Option<FilterValue>, Status> {
     match scalar {
         None => Ok(None),
         Some(s) => scalar_from_wire(&field, Some(s)).map(Some),
@@ -96,7 +96,10 @@ pub fn filter_from_wire(path: &str, filter: pb::Filter) -> Result<Filter, Status
 
 fn filter_at(path: &str, filter: pb::Filter, depth: usize) -> Result<Filter, Status> {
     if depth > MAX_WIRE_DEPTH {
-        return Err(invalid(path, format!("nested deeper than {MAX_WIRE_DEPTH}")));
+        return Err(invalid(
+            path,
+            format!("nested deeper than {MAX_WIRE_DEPTH}"),
+        ));
     }
     let list = |name: &str, list: pb::FilterList| -> Result<Vec<Filter>, Status> {
         list.conditions
@@ -142,7 +145,10 @@ fn filter_at(path: &str, filter: pb::Filter, depth: usize) -> Result<Filter, Sta
             })
         }
         Some(pb::filter::Kind::Exists(exists)) => Ok(Filter::Exists { key: exists.key }),
-        None => Err(invalid(path, "no condition set (set one of all_of, any_of, negate, eq, is_in, range, exists)")),
+        None => Err(invalid(
+            path,
+            "no condition set (set one of all_of, any_of, negate, eq, is_in, range, exists)",
+        )),
     }
 }
 
@@ -164,10 +170,20 @@ pub fn optional_filter(filter: Option<pb::Filter>) -> Result<Option<Filter>, Sta
 fn wire_filter_path(message: &str) -> String {
     let (path, rest) = message.split_once(": ").unwrap_or((message, ""));
     let path = path
-        .replace(".and[", ".all_of[")
-        .replace(".or[", ".any_of[")
-        .replace(".not", ".negate")
-        .replace(".in.", ".is_in.");
+        .split('.')
+        .map(|segment| {
+            let (name, index) = segment.split_at(segment.find('[').unwrap_or(segment.len()));
+            let name = match name {
+                "and" => "all_of",
+                "or" => "any_of",
+                "not" => "negate",
+                "in" => "is_in",
+                other => other,
+            };
+            format!("{name}{index}")
+        })
+        .collect::<Vec<_>>()
+        .join(".");
     if rest.is_empty() {
         path
     } else {
@@ -259,20 +275,30 @@ mod tests {
         let mut wire = HashMap::new();
         wire.insert("tool".to_owned(), pb::Value { kind: None });
         let err = payload_from_wire("payload", wire).unwrap_err();
-        assert!(err.message().starts_with("payload.tool:"), "{}", err.message());
+        assert!(
+            err.message().starts_with("payload.tool:"),
+            "{}",
+            err.message()
+        );
 
         let filter = pb::Filter {
             kind: Some(pb::filter::Kind::AllOf(pb::FilterList {
                 conditions: vec![
                     pb::Filter {
-                        kind: Some(pb::filter::Kind::Exists(pb::FieldExists { key: "a".into() })),
+                        kind: Some(pb::filter::Kind::Exists(pb::FieldExists {
+                            key: "a".into(),
+                        })),
                     },
                     pb::Filter { kind: None },
                 ],
             })),
         };
         let err = filter_from_wire("filter", filter).unwrap_err();
-        assert!(err.message().starts_with("filter.all_of[1]:"), "{}", err.message());
+        assert!(
+            err.message().starts_with("filter.all_of[1]:"),
+            "{}",
+            err.message()
+        );
     }
 
     #[test]
@@ -326,7 +352,8 @@ mod tests {
         };
         let err = optional_filter(Some(filter)).unwrap_err();
         assert!(
-            err.message().starts_with("filter.all_of[0].negate.is_in.values:"),
+            err.message()
+                .starts_with("filter.all_of[0].negate.is_in.values:"),
             "{}",
             err.message()
         );
@@ -335,7 +362,9 @@ mod tests {
     #[test]
     fn hostile_nesting_is_refused_without_deep_recursion() {
         let mut filter = pb::Filter {
-            kind: Some(pb::filter::Kind::Exists(pb::FieldExists { key: "a".into() })),
+            kind: Some(pb::filter::Kind::Exists(pb::FieldExists {
+                key: "a".into(),
+            })),
         };
         for _ in 0..10_000 {
             filter = pb::Filter {

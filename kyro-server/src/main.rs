@@ -109,9 +109,11 @@ fn overrides(cli: &Cli) -> Result<Vec<(String, String)>, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match overrides(&cli).map_err(anyhow::Error::msg).and_then(|pairs| {
-        ServerConfig::load(cli.config.as_deref(), std::env::vars(), &pairs).map_err(Into::into)
-    }) {
+    let config = match overrides(&cli)
+        .map_err(anyhow::Error::msg)
+        .and_then(|pairs| {
+            ServerConfig::load(cli.config.as_deref(), std::env::vars(), &pairs).map_err(Into::into)
+        }) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("kyro-server: configuration: {e}");
@@ -164,7 +166,12 @@ fn manage_keys(config: &ServerConfig, action: KeysAction) -> anyhow::Result<()> 
         }
         KeysAction::List => {
             for key in &file.keys {
-                println!("{}\ttenant={}\tscopes={}", key.name, key.tenant, key.scopes.join(","));
+                println!(
+                    "{}\ttenant={}\tscopes={}",
+                    key.name,
+                    key.tenant,
+                    key.scopes.join(",")
+                );
             }
         }
     }
@@ -172,10 +179,9 @@ fn manage_keys(config: &ServerConfig, action: KeysAction) -> anyhow::Result<()> 
 }
 
 fn restore(config: &ServerConfig, instance: &str, from: &std::path::Path) -> anyhow::Result<()> {
-    let settings = config
-        .instances
-        .get(instance)
-        .ok_or_else(|| anyhow::anyhow!("--instance: no instance named {instance:?} is configured"))?;
+    let settings = config.instances.get(instance).ok_or_else(|| {
+        anyhow::anyhow!("--instance: no instance named {instance:?} is configured")
+    })?;
     let target = config.instance_dir(instance, settings);
     kyro_engine::storage::Instance::restore_snapshot(from, &target)?;
     println!("restored {} into {}", from.display(), target.display());

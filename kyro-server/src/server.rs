@@ -63,7 +63,8 @@ fn tls_config(config: &ServerConfig) -> anyhow::Result<Option<ServerTlsConfig>> 
     let read = |path: &std::path::Path, what: &str| {
         std::fs::read(path).with_context(|| format!("tls.{what}: reading {}", path.display()))
     };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert, "cert")?, read(key, "key")?));
+    let mut tls =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(cert, "cert")?, read(key, "key")?));
     if let Some(ca) = &config.tls.client_ca {
         tls = tls.client_ca_root(Certificate::from_pem(read(ca, "client_ca")?));
     }
@@ -82,14 +83,19 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
     let mut bootstrap_key = None;
     if config.auth.enabled {
         if keys.is_empty() {
-            bootstrap_key = Some(keys.bootstrap_admin().context("auth: writing the bootstrap key")?);
+            bootstrap_key = Some(
+                keys.bootstrap_admin()
+                    .context("auth: writing the bootstrap key")?,
+            );
             tracing::warn!(keys_file = %keys.keys_file().display(), "no API keys were configured: generated an admin key (printed once on stdout)");
         }
     } else {
         tracing::warn!("AUTHENTICATION IS DISABLED (auth.enabled = false): every request is an admin of tenant \"default\". Use this for local development only.");
     }
 
-    let workers = Arc::new(WorkerPool::new(config.limits.worker_threads).context("starting the worker pool")?);
+    let workers = Arc::new(
+        WorkerPool::new(config.limits.worker_threads).context("starting the worker pool")?,
+    );
     let config_toml = Arc::new(config.to_toml());
     let tls = tls_config(&config)?;
 
@@ -98,10 +104,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         let engine_config = settings.engine_config(name)?;
         let dir = config.instance_dir(name, settings);
         let open_dir = dir.clone();
-        let instance = tokio::task::spawn_blocking(move || Instance::open(&open_dir, engine_config))
-            .await
-            .context("opening an instance")?
-            .with_context(|| format!("instances.{name}: opening {}", dir.display()))?;
+        let instance =
+            tokio::task::spawn_blocking(move || Instance::open(&open_dir, engine_config))
+                .await
+                .context("opening an instance")?
+                .with_context(|| format!("instances.{name}: opening {}", dir.display()))?;
         tracing::info!(instance = %name, dir = %dir.display(), dim = settings.dim, metric = %settings.metric, "instance open");
         opened.push((name.clone(), Arc::new(instance)));
     }
@@ -130,9 +137,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
             config_toml: config_toml.clone(),
         });
         let (reporter, health_service) = tonic_health::server::health_reporter();
-        reporter
-            .set_serving::<KyroServer<KyroService>>()
-            .await;
+        reporter.set_serving::<KyroServer<KyroService>>().await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(kyro_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -180,13 +185,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         .with_context(|| format!("http.listen: binding {http_address}"))?;
     let http_bound = http_listener.local_addr()?;
     let mut http_stopped = stopped.clone();
-    let http_task = tokio::spawn(
-        axum::serve(http_listener, http::router(http_state.clone()))
-            .with_graceful_shutdown(async move {
-                let _ = http_stopped.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
-    );
+    let http_server = axum::serve(http_listener, http::router(http_state.clone()))
+        .with_graceful_shutdown(async move {
+            let _ = http_stopped.wait_for(|stop| *stop).await;
+        });
+    let http_task = tokio::spawn(async move { http_server.await });
     http_state.ready.store(true, Ordering::Release);
     Ok(StartedServer {
         grpc_addresses,
@@ -225,7 +228,9 @@ impl StartedServer {
             }
         };
         if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
-            tracing::warn!("in-flight calls did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
+            tracing::warn!(
+                "in-flight calls did not finish within {DRAIN_TIMEOUT:?}; closing anyway"
+            );
         }
         match tokio::time::timeout(Duration::from_secs(5), self.http_task).await {
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "the HTTP listener failed"),

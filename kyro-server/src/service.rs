@@ -12,10 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kyro_engine::payload::Filter;
-use kyro_engine::storage::{
-    Instance, NamespaceRef, PayloadUpdate, PointWrite, SearchRequest, MAX_BATCH_POINTS,
-    MAX_SCROLL_LIMIT,
-};
+use kyro_engine::storage::request::{MAX_BATCH_POINTS, MAX_SCROLL_LIMIT};
+use kyro_engine::storage::{Instance, NamespaceRef, PayloadUpdate, PointWrite, SearchRequest};
 use kyro_proto::v1 as pb;
 use rayon::prelude::*;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -79,13 +77,17 @@ impl KyroService {
     }
 
     fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.context.limiter.clone().try_acquire_owned().map_err(|_| {
-            telemetry::record_shed(&self.context.name);
-            Status::resource_exhausted(format!(
-                "instance {} is at its limit of {} concurrent requests; retry with backoff",
-                self.context.name, self.context.max_concurrent_requests
-            ))
-        })
+        self.context
+            .limiter
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                telemetry::record_shed(&self.context.name);
+                Status::resource_exhausted(format!(
+                    "instance {} is at its limit of {} concurrent requests; retry with backoff",
+                    self.context.name, self.context.max_concurrent_requests
+                ))
+            })
     }
 
     fn deadline(&self, metadata: &MetadataMap, started: Instant) -> Option<Instant> {
@@ -179,7 +181,10 @@ fn target<'a>(caller: &'a Caller, namespace: &'a str) -> NamespaceRef<'a> {
 
 fn check_count(field: &str, count: usize, max: usize) -> Result<(), Status> {
     if count > max {
-        return Err(invalid(field, format!("has {count} entries; at most {max} are allowed")));
+        return Err(invalid(
+            field,
+            format!("has {count} entries; at most {max} are allowed"),
+        ));
     }
     Ok(())
 }
@@ -232,7 +237,11 @@ impl PreparedSearch {
             .search(NamespaceRef::new(tenant, &self.namespace), &request)
             .map_err(from_storage)?;
         Ok(pb::SearchResponse {
-            hits: response.hits.into_iter().map(convert::hit_to_wire).collect(),
+            hits: response
+                .hits
+                .into_iter()
+                .map(convert::hit_to_wire)
+                .collect(),
             plan: response.plan.name().to_owned(),
             candidates: response.candidates,
             cached: response.cached,
@@ -302,63 +311,70 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<Streaming<pb::BulkInsertRequest>>,
     ) -> Result<Response<pb::BulkInsertResponse>, Status> {
-        self.handle("BulkInsert", "", request, |ctx, call, mut stream| async move {
-            call.caller.require(Scope::Write, "BulkInsert")?;
-            let caller = Arc::new(call.caller);
-            let mut summary = pb::BulkInsertResponse::default();
-            let mut position: u64 = 0;
-            while let Some(message) = stream.message().await? {
-                let received = message.points.len();
-                check_count("points", received, MAX_BATCH_POINTS)?;
-                let mut writes = Vec::with_capacity(message.points.len());
-                let mut indexes = Vec::with_capacity(message.points.len());
-                for (i, point) in message.points.into_iter().enumerate() {
-                    let index = position + i as u64;
-                    match convert::payload_from_wire(&format!("points[{i}].payload"), point.payload)
-                    {
-                        Ok(payload) => {
-                            indexes.push((index, point.doc_id));
-                            writes.push(PointWrite {
-                                doc_id: point.doc_id,
-                                vector: point.vector,
-                                payload,
-                            });
-                        }
-                        Err(status) => summary.errors.push(pb::ItemError {
-                            index,
-                            doc_id: point.doc_id,
-                            message: status.message().to_owned(),
-                        }),
-                    }
-                }
-                position += received as u64;
-                if !writes.is_empty() {
-                    let (instance, caller, namespace) =
-                        (ctx.instance.clone(), caller.clone(), message.namespace);
-                    let outcomes = ctx
-                        .workers
-                        .run(call.deadline, move || {
-                            instance
-                                .upsert(target(&caller, &namespace), writes)
-                                .map_err(from_storage)
-                        })
-                        .await?;
-                    for ((index, doc_id), outcome) in indexes.into_iter().zip(outcomes) {
-                        match outcome {
-                            Ok(()) => summary.inserted += 1,
-                            Err(e) => summary.errors.push(pb::ItemError {
+        self.handle(
+            "BulkInsert",
+            "",
+            request,
+            |ctx, call, mut stream| async move {
+                call.caller.require(Scope::Write, "BulkInsert")?;
+                let caller = Arc::new(call.caller);
+                let mut summary = pb::BulkInsertResponse::default();
+                let mut position: u64 = 0;
+                while let Some(message) = stream.message().await? {
+                    let received = message.points.len();
+                    check_count("points", received, MAX_BATCH_POINTS)?;
+                    let mut writes = Vec::with_capacity(message.points.len());
+                    let mut indexes = Vec::with_capacity(message.points.len());
+                    for (i, point) in message.points.into_iter().enumerate() {
+                        let index = position + i as u64;
+                        match convert::payload_from_wire(
+                            &format!("points[{i}].payload"),
+                            point.payload,
+                        ) {
+                            Ok(payload) => {
+                                indexes.push((index, point.doc_id));
+                                writes.push(PointWrite {
+                                    doc_id: point.doc_id,
+                                    vector: point.vector,
+                                    payload,
+                                });
+                            }
+                            Err(status) => summary.errors.push(pb::ItemError {
                                 index,
-                                doc_id,
-                                message: e.to_string(),
+                                doc_id: point.doc_id,
+                                message: status.message().to_owned(),
                             }),
                         }
                     }
+                    position += received as u64;
+                    if !writes.is_empty() {
+                        let (instance, caller, namespace) =
+                            (ctx.instance.clone(), caller.clone(), message.namespace);
+                        let outcomes = ctx
+                            .workers
+                            .run(call.deadline, move || {
+                                instance
+                                    .upsert(target(&caller, &namespace), writes)
+                                    .map_err(from_storage)
+                            })
+                            .await?;
+                        for ((index, doc_id), outcome) in indexes.into_iter().zip(outcomes) {
+                            match outcome {
+                                Ok(()) => summary.inserted += 1,
+                                Err(e) => summary.errors.push(pb::ItemError {
+                                    index,
+                                    doc_id,
+                                    message: e.to_string(),
+                                }),
+                            }
+                        }
+                    }
                 }
-            }
-            summary.errors.sort_by_key(|e| e.index);
-            summary.failed = summary.errors.len() as u64;
-            Ok(summary)
-        })
+                summary.errors.sort_by_key(|e| e.index);
+                summary.failed = summary.errors.len() as u64;
+                Ok(summary)
+            },
+        )
         .await
     }
 
@@ -370,6 +386,7 @@ impl pb::kyro_server::Kyro for KyroService {
         self.handle("Get", &namespace, request, |ctx, call, req| async move {
             call.caller.require(Scope::Read, "Get")?;
             let doc_id = req.doc_id;
+            let name = req.namespace.clone();
             let found = ctx
                 .workers
                 .clone()
@@ -390,7 +407,7 @@ impl pb::kyro_server::Kyro for KyroService {
                     point: Some(convert::record_to_wire(record)),
                 }),
                 None => Err(Status::not_found(format!(
-                    "doc_id {doc_id} does not exist in namespace {namespace}"
+                    "doc_id {doc_id} does not exist in namespace {name}"
                 ))),
             }
         })
@@ -402,32 +419,39 @@ impl pb::kyro_server::Kyro for KyroService {
         request: Request<pb::BulkGetRequest>,
     ) -> Result<Response<pb::BulkGetResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
-        self.handle("BulkGet", &namespace, request, |ctx, call, req| async move {
-            call.caller.require(Scope::Read, "BulkGet")?;
-            check_count("doc_ids", req.doc_ids.len(), MAX_BATCH_POINTS)?;
-            ctx.workers
-                .clone()
-                .run(call.deadline, move || {
-                    let records = ctx
-                        .instance
-                        .get(
-                            target(&call.caller, &req.namespace),
-                            &req.doc_ids,
-                            req.with_vector,
-                            req.with_payload.unwrap_or(true),
-                        )
-                        .map_err(from_storage)?;
-                    let mut response = pb::BulkGetResponse::default();
-                    for (doc_id, record) in req.doc_ids.iter().zip(records) {
-                        match record {
-                            Some(record) => response.points.push(convert::record_to_wire(record)),
-                            None => response.missing_doc_ids.push(*doc_id),
+        self.handle(
+            "BulkGet",
+            &namespace,
+            request,
+            |ctx, call, req| async move {
+                call.caller.require(Scope::Read, "BulkGet")?;
+                check_count("doc_ids", req.doc_ids.len(), MAX_BATCH_POINTS)?;
+                ctx.workers
+                    .clone()
+                    .run(call.deadline, move || {
+                        let records = ctx
+                            .instance
+                            .get(
+                                target(&call.caller, &req.namespace),
+                                &req.doc_ids,
+                                req.with_vector,
+                                req.with_payload.unwrap_or(true),
+                            )
+                            .map_err(from_storage)?;
+                        let mut response = pb::BulkGetResponse::default();
+                        for (doc_id, record) in req.doc_ids.iter().zip(records) {
+                            match record {
+                                Some(record) => {
+                                    response.points.push(convert::record_to_wire(record))
+                                }
+                                None => response.missing_doc_ids.push(*doc_id),
+                            }
                         }
-                    }
-                    Ok(response)
-                })
-                .await
-        })
+                        Ok(response)
+                    })
+                    .await
+            },
+        )
         .await
     }
 
@@ -436,25 +460,30 @@ impl pb::kyro_server::Kyro for KyroService {
         request: Request<pb::UpdatePayloadRequest>,
     ) -> Result<Response<pb::UpdatePayloadResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
-        self.handle("UpdatePayload", &namespace, request, |ctx, call, req| async move {
-            call.caller.require(Scope::Write, "UpdatePayload")?;
-            let mode = update_mode(req.mode)?;
-            let payload = convert::payload_from_wire("payload", req.payload)?;
-            ctx.workers
-                .clone()
-                .run(call.deadline, move || {
-                    ctx.instance
-                        .update_payload(
-                            target(&call.caller, &req.namespace),
-                            req.doc_id,
-                            payload,
-                            mode,
-                        )
-                        .map_err(from_storage)
-                })
-                .await?;
-            Ok(pb::UpdatePayloadResponse {})
-        })
+        self.handle(
+            "UpdatePayload",
+            &namespace,
+            request,
+            |ctx, call, req| async move {
+                call.caller.require(Scope::Write, "UpdatePayload")?;
+                let mode = update_mode(req.mode)?;
+                let payload = convert::payload_from_wire("payload", req.payload)?;
+                ctx.workers
+                    .clone()
+                    .run(call.deadline, move || {
+                        ctx.instance
+                            .update_payload(
+                                target(&call.caller, &req.namespace),
+                                req.doc_id,
+                                payload,
+                                mode,
+                            )
+                            .map_err(from_storage)
+                    })
+                    .await?;
+                Ok(pb::UpdatePayloadResponse {})
+            },
+        )
         .await
     }
 
@@ -487,23 +516,32 @@ impl pb::kyro_server::Kyro for KyroService {
         request: Request<pb::DeleteByFilterRequest>,
     ) -> Result<Response<pb::DeleteByFilterResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
-        self.handle("DeleteByFilter", &namespace, request, |ctx, call, req| async move {
-            call.caller.require(Scope::Write, "DeleteByFilter")?;
-            let filter = convert::optional_filter(req.filter)?
-                .ok_or_else(|| invalid("filter", "is required (to delete everything, drop the namespace)"))?;
-            let deleted = ctx
-                .workers
-                .clone()
-                .run(call.deadline, move || {
-                    ctx.instance
-                        .delete_by_filter(target(&call.caller, &req.namespace), &filter)
-                        .map_err(from_storage)
+        self.handle(
+            "DeleteByFilter",
+            &namespace,
+            request,
+            |ctx, call, req| async move {
+                call.caller.require(Scope::Write, "DeleteByFilter")?;
+                let filter = convert::optional_filter(req.filter)?.ok_or_else(|| {
+                    invalid(
+                        "filter",
+                        "is required (to delete everything, drop the namespace)",
+                    )
+                })?;
+                let deleted = ctx
+                    .workers
+                    .clone()
+                    .run(call.deadline, move || {
+                        ctx.instance
+                            .delete_by_filter(target(&call.caller, &req.namespace), &filter)
+                            .map_err(from_storage)
+                    })
+                    .await?;
+                Ok(pb::DeleteByFilterResponse {
+                    deleted: deleted as u64,
                 })
-                .await?;
-            Ok(pb::DeleteByFilterResponse {
-                deleted: deleted as u64,
-            })
-        })
+            },
+        )
         .await
     }
 
@@ -517,7 +555,9 @@ impl pb::kyro_server::Kyro for KyroService {
             let search = PreparedSearch::from_wire(req)?;
             ctx.workers
                 .clone()
-                .run(call.deadline, move || search.run(&ctx.instance, &call.caller.tenant))
+                .run(call.deadline, move || {
+                    search.run(&ctx.instance, &call.caller.tenant)
+                })
                 .await
         })
         .await
@@ -593,7 +633,10 @@ impl pb::kyro_server::Kyro for KyroService {
             let limit = match req.limit as usize {
                 0 => DEFAULT_SCROLL_LIMIT,
                 n if n > MAX_SCROLL_LIMIT => {
-                    return Err(invalid("limit", format!("must be at most {MAX_SCROLL_LIMIT}, got {n}")))
+                    return Err(invalid(
+                        "limit",
+                        format!("must be at most {MAX_SCROLL_LIMIT}, got {n}"),
+                    ))
                 }
                 n => n,
             };
@@ -612,7 +655,11 @@ impl pb::kyro_server::Kyro for KyroService {
                         )
                         .map_err(from_storage)?;
                     Ok(pb::ScrollResponse {
-                        points: page.points.into_iter().map(convert::record_to_wire).collect(),
+                        points: page
+                            .points
+                            .into_iter()
+                            .map(convert::record_to_wire)
+                            .collect(),
                         next_after_doc_id: page.next_after,
                     })
                 })
@@ -628,14 +675,22 @@ impl pb::kyro_server::Kyro for KyroService {
         self.handle("ListNamespaces", "", request, |ctx, call, req| async move {
             call.caller.require(Scope::Read, "ListNamespaces")?;
             let tenant = if req.tenant == "*" {
-                call.caller.require(Scope::Admin, "ListNamespaces of every tenant")?;
+                call.caller
+                    .require(Scope::Admin, "ListNamespaces of every tenant")?;
                 None
             } else {
-                Some(call.caller.tenant_for(&req.tenant, "ListNamespaces")?.to_owned())
+                Some(
+                    call.caller
+                        .tenant_for(&req.tenant, "ListNamespaces")?
+                        .to_owned(),
+                )
             };
             let namespaces = ctx.instance.list_namespaces(tenant.as_deref());
             Ok(pb::ListNamespacesResponse {
-                namespaces: namespaces.into_iter().map(convert::namespace_to_wire).collect(),
+                namespaces: namespaces
+                    .into_iter()
+                    .map(convert::namespace_to_wire)
+                    .collect(),
             })
         })
         .await
@@ -646,20 +701,28 @@ impl pb::kyro_server::Kyro for KyroService {
         request: Request<pb::DropNamespaceRequest>,
     ) -> Result<Response<pb::DropNamespaceResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
-        self.handle("DropNamespace", &namespace, request, |ctx, call, req| async move {
-            call.caller.require(Scope::Write, "DropNamespace")?;
-            let tenant = call.caller.tenant_for(&req.tenant, "DropNamespace")?.to_owned();
-            let dropped = ctx
-                .workers
-                .clone()
-                .run(call.deadline, move || {
-                    ctx.instance
-                        .drop_namespace(NamespaceRef::new(&tenant, &req.namespace))
-                        .map_err(from_storage)
-                })
-                .await?;
-            Ok(pb::DropNamespaceResponse { dropped })
-        })
+        self.handle(
+            "DropNamespace",
+            &namespace,
+            request,
+            |ctx, call, req| async move {
+                call.caller.require(Scope::Write, "DropNamespace")?;
+                let tenant = call
+                    .caller
+                    .tenant_for(&req.tenant, "DropNamespace")?
+                    .to_owned();
+                let dropped = ctx
+                    .workers
+                    .clone()
+                    .run(call.deadline, move || {
+                        ctx.instance
+                            .drop_namespace(NamespaceRef::new(&tenant, &req.namespace))
+                            .map_err(from_storage)
+                    })
+                    .await?;
+                Ok(pb::DropNamespaceResponse { dropped })
+            },
+        )
         .await
     }
 
@@ -795,7 +858,9 @@ mod tests {
     #[test]
     fn snapshot_names_are_checked() {
         assert!(snapshot_name("nightly-1".into()).is_ok());
-        assert!(snapshot_name(String::new()).unwrap().starts_with("snapshot-"));
+        assert!(snapshot_name(String::new())
+            .unwrap()
+            .starts_with("snapshot-"));
         for bad in ["../etc", ".hidden", "a/b", &"x".repeat(65)] {
             let err = snapshot_name(bad.to_owned()).unwrap_err();
             assert!(err.message().starts_with("name:"), "{bad}");

@@ -41,7 +41,11 @@ mod tests {
             got: 3,
         }));
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        assert!(status.message().starts_with("vector:"), "{}", status.message());
+        assert!(
+            status.message().starts_with("vector:"),
+            "{}",
+            status.message()
+        );
         let status = from_storage(StorageError::NamespaceNotFound {
             tenant: "a".into(),
             namespace: "b".into(),

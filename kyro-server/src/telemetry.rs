@@ -14,8 +14,8 @@ use crate::config::LogSettings;
 
 /// Latency histogram buckets, seconds: 50 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 10.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
 ];
 
 /// Installs the process-wide Prometheus recorder.
@@ -26,13 +26,19 @@ pub fn install_recorder() -> Result<PrometheusHandle, metrics_exporter_prometheu
             LATENCY_BUCKETS,
         )?
         .install_recorder()?;
-    metrics::describe_counter!("kyro_requests_total", "gRPC requests finished, by instance, rpc and status code");
+    metrics::describe_counter!(
+        "kyro_requests_total",
+        "gRPC requests finished, by instance, rpc and status code"
+    );
     metrics::describe_histogram!(
         "kyro_request_duration_seconds",
         metrics::Unit::Seconds,
         "gRPC request latency, by instance and rpc"
     );
-    metrics::describe_counter!("kyro_requests_shed_total", "requests refused with RESOURCE_EXHAUSTED by the concurrency limit");
+    metrics::describe_counter!(
+        "kyro_requests_shed_total",
+        "requests refused with RESOURCE_EXHAUSTED by the concurrency limit"
+    );
     Ok(handle)
 }
 

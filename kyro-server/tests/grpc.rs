@@ -25,7 +25,12 @@ async fn every_rpc_works_end_to_end() {
 
     // Insert: one point.
     let reply = alice
-        .insert(insert(ns, 1, vector(TEXT_DIM, 1), &[("tool", string("cargo")), ("exit", integer(101))]))
+        .insert(insert(
+            ns,
+            1,
+            vector(TEXT_DIM, 1),
+            &[("tool", string("cargo")), ("exit", integer(101))],
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -40,14 +45,24 @@ async fn every_rpc_works_end_to_end() {
                 let tool = if doc_id % 2 == 0 { "npm" } else { "pip" };
                 pb::Point {
                     doc_id,
-                    vector: if doc_id == 120 { vec![1.0; 3] } else { vector(TEXT_DIM, doc_id) },
-                    payload: [("tool".to_owned(), string(tool)), ("exit".to_owned(), integer(doc_id as i64))]
-                        .into_iter()
-                        .collect(),
+                    vector: if doc_id == 120 {
+                        vec![1.0; 3]
+                    } else {
+                        vector(TEXT_DIM, doc_id)
+                    },
+                    payload: [
+                        ("tool".to_owned(), string(tool)),
+                        ("exit".to_owned(), integer(doc_id as i64)),
+                    ]
+                    .into_iter()
+                    .collect(),
                 }
             })
             .collect();
-        messages.push(pb::BulkInsertRequest { namespace: ns.to_owned(), points });
+        messages.push(pb::BulkInsertRequest {
+            namespace: ns.to_owned(),
+            points,
+        });
     }
     let reply = alice
         .bulk_insert(tokio_stream::iter(messages))
@@ -58,11 +73,20 @@ async fn every_rpc_works_end_to_end() {
     assert_eq!(reply.failed, 1);
     assert_eq!(reply.errors[0].doc_id, 120);
     assert_eq!(reply.errors[0].index, 20);
-    assert!(reply.errors[0].message.starts_with("vector"), "{}", reply.errors[0].message);
+    assert!(
+        reply.errors[0].message.starts_with("vector"),
+        "{}",
+        reply.errors[0].message
+    );
 
     // Get and BulkGet.
     let point = alice
-        .get(pb::GetRequest { namespace: ns.into(), doc_id: 1, with_vector: true, with_payload: None })
+        .get(pb::GetRequest {
+            namespace: ns.into(),
+            doc_id: 1,
+            with_vector: true,
+            with_payload: None,
+        })
         .await
         .unwrap()
         .into_inner()
@@ -83,7 +107,10 @@ async fn every_rpc_works_end_to_end() {
         .into_inner();
     let found: Vec<u64> = reply.points.iter().map(|p| p.doc_id).collect();
     assert_eq!(found, vec![1, 101]);
-    assert!(reply.points.iter().all(|p| p.payload.is_empty() && p.vector.is_empty()));
+    assert!(reply
+        .points
+        .iter()
+        .all(|p| p.payload.is_empty() && p.vector.is_empty()));
     assert_eq!(reply.missing_doc_ids, vec![120, 9999]);
 
     // UpdatePayload: merge keeps other keys, replace drops them.
@@ -96,8 +123,20 @@ async fn every_rpc_works_end_to_end() {
         })
         .await
         .unwrap();
-    let get = |doc_id| pb::GetRequest { namespace: ns.into(), doc_id, with_vector: false, with_payload: None };
-    let payload = alice.get(get(1)).await.unwrap().into_inner().point.unwrap().payload;
+    let get = |doc_id| pb::GetRequest {
+        namespace: ns.into(),
+        doc_id,
+        with_vector: false,
+        with_payload: None,
+    };
+    let payload = alice
+        .get(get(1))
+        .await
+        .unwrap()
+        .into_inner()
+        .point
+        .unwrap()
+        .payload;
     assert_eq!(payload.len(), 3);
     alice
         .update_payload(pb::UpdatePayloadRequest {
@@ -108,12 +147,23 @@ async fn every_rpc_works_end_to_end() {
         })
         .await
         .unwrap();
-    let payload = alice.get(get(1)).await.unwrap().into_inner().point.unwrap().payload;
+    let payload = alice
+        .get(get(1))
+        .await
+        .unwrap()
+        .into_inner()
+        .point
+        .unwrap()
+        .payload;
     assert_eq!(payload.len(), 1);
     assert_eq!(payload["fixed"], string("no"));
 
     // Search: the inserted vector is its own nearest neighbour.
-    let reply = alice.search(search(ns, vector(TEXT_DIM, 137), 5)).await.unwrap().into_inner();
+    let reply = alice
+        .search(search(ns, vector(TEXT_DIM, 137), 5))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(reply.hits.len(), 5);
     assert_eq!(reply.hits[0].doc_id, 137);
     assert!(reply.hits[0].score > 0.999, "{}", reply.hits[0].score);
@@ -124,12 +174,17 @@ async fn every_rpc_works_end_to_end() {
     filtered.filter = Some(eq("tool", "npm"));
     let reply = alice.search(filtered).await.unwrap().into_inner();
     assert_eq!(reply.hits.len(), 10);
-    assert!(reply.hits.iter().all(|h| h.doc_id % 2 == 0 && h.payload["tool"] == string("npm")));
+    assert!(reply
+        .hits
+        .iter()
+        .all(|h| h.doc_id % 2 == 0 && h.payload["tool"] == string("npm")));
 
     // BatchSearch answers in order.
     let reply = alice
         .batch_search(pb::BatchSearchRequest {
-            searches: (140..145).map(|d| search(ns, vector(TEXT_DIM, d), 1)).collect(),
+            searches: (140..145)
+                .map(|d| search(ns, vector(TEXT_DIM, d), 1))
+                .collect(),
         })
         .await
         .unwrap()
@@ -138,9 +193,23 @@ async fn every_rpc_works_end_to_end() {
     assert_eq!(tops, vec![140, 141, 142, 143, 144]);
 
     // Count, with and without a filter.
-    let count = |filter| pb::CountRequest { namespace: ns.into(), filter };
-    assert_eq!(alice.count(count(None)).await.unwrap().into_inner().count, 100);
-    assert_eq!(alice.count(count(Some(eq("tool", "pip")))).await.unwrap().into_inner().count, 49);
+    let count = |filter| pb::CountRequest {
+        namespace: ns.into(),
+        filter,
+    };
+    assert_eq!(
+        alice.count(count(None)).await.unwrap().into_inner().count,
+        100
+    );
+    assert_eq!(
+        alice
+            .count(count(Some(eq("tool", "pip"))))
+            .await
+            .unwrap()
+            .into_inner()
+            .count,
+        50
+    );
 
     // Scroll pages through everything in doc id order.
     let mut seen = Vec::new();
@@ -167,18 +236,27 @@ async fn every_rpc_works_end_to_end() {
 
     // Delete and DeleteByFilter.
     let reply = alice
-        .delete(pb::DeleteRequest { namespace: ns.into(), doc_ids: vec![1, 2, 3] })
+        .delete(pb::DeleteRequest {
+            namespace: ns.into(),
+            doc_ids: vec![1, 2, 3],
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(reply.deleted, 1);
     let reply = alice
-        .delete_by_filter(pb::DeleteByFilterRequest { namespace: ns.into(), filter: Some(eq("tool", "pip")) })
+        .delete_by_filter(pb::DeleteByFilterRequest {
+            namespace: ns.into(),
+            filter: Some(eq("tool", "pip")),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(reply.deleted, 49);
-    assert_eq!(alice.count(count(None)).await.unwrap().into_inner().count, 50);
+    assert_eq!(reply.deleted, 50);
+    assert_eq!(
+        alice.count(count(None)).await.unwrap().into_inner().count,
+        49
+    );
     let (status, _) = code(alice.get(get(1)).await);
     assert_eq!(status, Code::NotFound);
 
@@ -190,41 +268,80 @@ async fn every_rpc_works_end_to_end() {
         .into_inner()
         .namespaces;
     assert_eq!(namespaces.len(), 1);
-    assert_eq!((namespaces[0].tenant.as_str(), namespaces[0].namespace.as_str()), ("acme", ns));
-    assert_eq!(namespaces[0].points, 50);
+    assert_eq!(
+        (
+            namespaces[0].tenant.as_str(),
+            namespaces[0].namespace.as_str()
+        ),
+        ("acme", ns)
+    );
+    assert_eq!(namespaces[0].points, 49);
     let stats = alice.stats(pb::StatsRequest {}).await.unwrap().into_inner();
-    assert_eq!((stats.dim, stats.points, stats.namespaces), (384, 50, 1));
+    assert_eq!((stats.dim, stats.points, stats.namespaces), (384, 49, 1));
 
     // Admin: Flush seals the hot tier, CreateSnapshot writes a snapshot,
     // GetConfig returns the effective configuration, Stats the whole instance.
     let reply = admin
-        .flush(pb::FlushRequest { namespace: ns.into(), tenant: "acme".into() })
+        .flush(pb::FlushRequest {
+            namespace: ns.into(),
+            tenant: "acme".into(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(reply.segments_sealed >= 1, "{reply:?}");
     let stats = admin.stats(pb::StatsRequest {}).await.unwrap().into_inner();
-    assert!(stats.cold_segments >= 1 && stats.points == 50, "{stats:?}");
+    assert!(stats.cold_segments >= 1 && stats.points == 49, "{stats:?}");
     assert!(stats.query_cache.is_some());
     // Searches still find points after they moved to the cold tier.
-    let reply = alice.search(search(ns, vector(TEXT_DIM, 138), 1)).await.unwrap().into_inner();
-    assert_eq!(reply.hits[0].doc_id, 138);
-    let snapshot = admin
-        .create_snapshot(pb::CreateSnapshotRequest { name: "nightly".into() })
+    let reply = alice
+        .search(search(ns, vector(TEXT_DIM, 138), 1))
         .await
         .unwrap()
         .into_inner();
-    assert!(std::path::Path::new(&snapshot.path).join("KYRO_SNAPSHOT").exists(), "{snapshot:?}");
-    let (status, message) = code(admin.create_snapshot(pb::CreateSnapshotRequest { name: "nightly".into() }).await);
+    assert_eq!(reply.hits[0].doc_id, 138);
+    let snapshot = admin
+        .create_snapshot(pb::CreateSnapshotRequest {
+            name: "nightly".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        std::path::Path::new(&snapshot.path)
+            .join("KYRO_SNAPSHOT")
+            .exists(),
+        "{snapshot:?}"
+    );
+    let (status, message) = code(
+        admin
+            .create_snapshot(pb::CreateSnapshotRequest {
+                name: "nightly".into(),
+            })
+            .await,
+    );
     assert_eq!(status, Code::AlreadyExists, "{message}");
-    let config = admin.get_config(pb::GetConfigRequest {}).await.unwrap().into_inner();
+    let config = admin
+        .get_config(pb::GetConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((config.instance.as_str(), config.dim), ("text", 384));
-    assert!(config.config_toml.contains("[instances.image]"), "{}", config.config_toml);
-    assert!(!config.config_toml.contains(&kyro_server::auth::hash_key(ALICE.key)));
+    assert!(
+        config.config_toml.contains("[instances.image]"),
+        "{}",
+        config.config_toml
+    );
+    assert!(!config
+        .config_toml
+        .contains(&kyro_server::auth::hash_key(ALICE.key)));
 
     // DropNamespace.
     let reply = alice
-        .drop_namespace(pb::DropNamespaceRequest { namespace: ns.into(), tenant: String::new() })
+        .drop_namespace(pb::DropNamespaceRequest {
+            namespace: ns.into(),
+            tenant: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -242,18 +359,60 @@ async fn keys_reach_only_their_tenant_and_scopes() {
     let mut reader = server.text(&ALICE_READER).await;
     let mut admin = server.text(&ADMIN).await;
 
-    alice.insert(insert("shared", 1, vector(TEXT_DIM, 1), &[("owner", string("alice"))])).await.unwrap();
-    bob.insert(insert("shared", 1, vector(TEXT_DIM, 2), &[("owner", string("bob"))])).await.unwrap();
+    alice
+        .insert(insert(
+            "shared",
+            1,
+            vector(TEXT_DIM, 1),
+            &[("owner", string("alice"))],
+        ))
+        .await
+        .unwrap();
+    bob.insert(insert(
+        "shared",
+        1,
+        vector(TEXT_DIM, 2),
+        &[("owner", string("bob"))],
+    ))
+    .await
+    .unwrap();
 
     // Same namespace name, different tenants: each sees only its own point.
-    let get = pb::GetRequest { namespace: "shared".into(), doc_id: 1, with_vector: false, with_payload: None };
-    let mine = alice.get(get.clone()).await.unwrap().into_inner().point.unwrap();
+    let get = pb::GetRequest {
+        namespace: "shared".into(),
+        doc_id: 1,
+        with_vector: false,
+        with_payload: None,
+    };
+    let mine = alice
+        .get(get.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .point
+        .unwrap();
     assert_eq!(mine.payload["owner"], string("alice"));
-    let theirs = bob.get(get.clone()).await.unwrap().into_inner().point.unwrap();
+    let theirs = bob
+        .get(get.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .point
+        .unwrap();
     assert_eq!(theirs.payload["owner"], string("bob"));
-    alice.insert(insert("alice-only", 1, vector(TEXT_DIM, 3), &[])).await.unwrap();
-    let (status, _) = code(bob.search(search("alice-only", vector(TEXT_DIM, 3), 1)).await);
-    assert_eq!(status, Code::NotFound, "bob must not reach alice's namespace");
+    alice
+        .insert(insert("alice-only", 1, vector(TEXT_DIM, 3), &[]))
+        .await
+        .unwrap();
+    let (status, _) = code(
+        bob.search(search("alice-only", vector(TEXT_DIM, 3), 1))
+            .await,
+    );
+    assert_eq!(
+        status,
+        Code::NotFound,
+        "bob must not reach alice's namespace"
+    );
     let listed: Vec<String> = bob
         .list_namespaces(pb::ListNamespacesRequest::default())
         .await
@@ -267,23 +426,38 @@ async fn keys_reach_only_their_tenant_and_scopes() {
 
     // Scopes: read-only keys read but do not write; only admin flushes.
     assert!(reader.get(get.clone()).await.is_ok());
-    let (status, message) = code(reader.insert(insert("shared", 2, vector(TEXT_DIM, 4), &[])).await);
+    let (status, message) = code(
+        reader
+            .insert(insert("shared", 2, vector(TEXT_DIM, 4), &[]))
+            .await,
+    );
     assert_eq!(status, Code::PermissionDenied, "{message}");
     assert!(message.contains("write"), "{message}");
     let (status, _) = code(alice.flush(pb::FlushRequest::default()).await);
     assert_eq!(status, Code::PermissionDenied);
     let (status, _) = code(alice.get_config(pb::GetConfigRequest {}).await);
     assert_eq!(status, Code::PermissionDenied);
-    let (status, _) = code(alice.create_snapshot(pb::CreateSnapshotRequest::default()).await);
+    let (status, _) = code(
+        alice
+            .create_snapshot(pb::CreateSnapshotRequest::default())
+            .await,
+    );
     assert_eq!(status, Code::PermissionDenied);
     // Another tenant's namespace: only admin may drop or list it.
     let (status, _) = code(
         alice
-            .drop_namespace(pb::DropNamespaceRequest { namespace: "shared".into(), tenant: "globex".into() })
+            .drop_namespace(pb::DropNamespaceRequest {
+                namespace: "shared".into(),
+                tenant: "globex".into(),
+            })
             .await,
     );
     assert_eq!(status, Code::PermissionDenied);
-    let (status, _) = code(alice.list_namespaces(pb::ListNamespacesRequest { tenant: "*".into() }).await);
+    let (status, _) = code(
+        alice
+            .list_namespaces(pb::ListNamespacesRequest { tenant: "*".into() })
+            .await,
+    );
     assert_eq!(status, Code::PermissionDenied);
     let all = admin
         .list_namespaces(pb::ListNamespacesRequest { tenant: "*".into() })
@@ -293,14 +467,20 @@ async fn keys_reach_only_their_tenant_and_scopes() {
         .namespaces;
     assert_eq!(all.len(), 3);
     let dropped = admin
-        .drop_namespace(pb::DropNamespaceRequest { namespace: "shared".into(), tenant: "globex".into() })
+        .drop_namespace(pb::DropNamespaceRequest {
+            namespace: "shared".into(),
+            tenant: "globex".into(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(dropped.dropped);
     let (status, _) = code(bob.get(get.clone()).await);
     assert_eq!(status, Code::NotFound);
-    assert!(alice.get(get.clone()).await.is_ok(), "alice's namespace of the same name survives");
+    assert!(
+        alice.get(get.clone()).await.is_ok(),
+        "alice's namespace of the same name survives"
+    );
 
     // No key, a wrong key: UNAUTHENTICATED.
     let mut anonymous = connect(server.text, None, None).await;
@@ -312,7 +492,13 @@ async fn keys_reach_only_their_tenant_and_scopes() {
 
     // A service key acts for the tenant it names; other keys may not.
     let mut gateway_as_alice = connect(server.text, Some(GATEWAY.key), Some("acme")).await;
-    let point = gateway_as_alice.get(get.clone()).await.unwrap().into_inner().point.unwrap();
+    let point = gateway_as_alice
+        .get(get.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .point
+        .unwrap();
     assert_eq!(point.payload["owner"], string("alice"));
     let mut bob_as_alice = connect(server.text, Some(BOB.key), Some("acme")).await;
     let (status, _) = code(bob_as_alice.get(get.clone()).await);
@@ -321,14 +507,25 @@ async fn keys_reach_only_their_tenant_and_scopes() {
     // Health and reflection answer without a key.
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel(server.text).await);
     let reply = health
-        .check(tonic_health::pb::HealthCheckRequest { service: "kyro.v1.Kyro".into() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "kyro.v1.Kyro".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(reply.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        reply.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
     let services = list_services_by_reflection(server.text).await;
-    assert!(services.contains(&"kyro.v1.Kyro".to_owned()), "{services:?}");
-    assert!(services.contains(&"grpc.health.v1.Health".to_owned()), "{services:?}");
+    assert!(
+        services.contains(&"kyro.v1.Kyro".to_owned()),
+        "{services:?}"
+    );
+    assert!(
+        services.contains(&"grpc.health.v1.Health".to_owned()),
+        "{services:?}"
+    );
 }
 
 async fn list_services_by_reflection(address: std::net::SocketAddr) -> Vec<String> {
@@ -348,7 +545,9 @@ async fn list_services_by_reflection(address: std::net::SocketAddr) -> Vec<Strin
         .into_inner();
     let reply = replies.message().await.unwrap().unwrap();
     match reply.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
         other => panic!("unexpected reflection reply {other:?}"),
     }
 }
@@ -361,22 +560,41 @@ async fn keys_file_reloads_on_sighup() {
     let output = std::process::Command::new(binary())
         .arg("--data-dir")
         .arg(&data)
-        .args(["keys", "create", "--tenant", "initech", "--scopes", "read,write"])
+        .args([
+            "keys",
+            "create",
+            "--tenant",
+            "initech",
+            "--scopes",
+            "read,write",
+        ])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("kyro_sk_"), "{key}");
     let stored = std::fs::read_to_string(data.join("keys.toml")).unwrap();
     assert!(!stored.contains(&key), "the keys file holds hashes only");
 
     let mut client = connect(server.text, Some(&key), None).await;
-    let (status, _) = code(client.insert(insert("n", 1, vector(TEXT_DIM, 1), &[])).await);
+    let (status, _) = code(
+        client
+            .insert(insert("n", 1, vector(TEXT_DIM, 1), &[]))
+            .await,
+    );
     assert_eq!(status, Code::Unauthenticated, "not loaded before SIGHUP");
     server.signal("HUP");
     let mut accepted = false;
     for _ in 0..200 {
-        if client.insert(insert("n", 1, vector(TEXT_DIM, 1), &[])).await.is_ok() {
+        if client
+            .insert(insert("n", 1, vector(TEXT_DIM, 1), &[]))
+            .await
+            .is_ok()
+        {
             accepted = true;
             break;
         }
@@ -397,7 +615,10 @@ async fn bad_input_gets_invalid_argument_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(&dir.path().join("data"));
     let mut alice = server.text(&ALICE).await;
-    alice.insert(insert("ns", 1, vector(TEXT_DIM, 1), &[])).await.unwrap();
+    alice
+        .insert(insert("ns", 1, vector(TEXT_DIM, 1), &[]))
+        .await
+        .unwrap();
 
     let mut nan = vector(TEXT_DIM, 2);
     nan[7] = f32::NAN;
@@ -406,11 +627,28 @@ async fn bad_input_gets_invalid_argument_naming_the_field() {
         ("vector", insert("ns", 2, vector(3, 2), &[])),
         ("vector", insert("ns", 2, nan, &[])),
         ("vector", insert("ns", 2, vec![0.0; TEXT_DIM], &[])),
-        ("namespace", insert("bad namespace!", 2, vector(TEXT_DIM, 2), &[])),
+        (
+            "namespace",
+            insert("bad namespace!", 2, vector(TEXT_DIM, 2), &[]),
+        ),
         ("namespace", insert("", 2, vector(TEXT_DIM, 2), &[])),
-        ("payload", insert("ns", 2, vector(TEXT_DIM, 2), &[("note", string(&too_long))])),
-        ("payload", insert("ns", 2, vector(TEXT_DIM, 2), &[("bad key", string("x"))])),
-        ("payload.tool", insert("ns", 2, vector(TEXT_DIM, 2), &[("tool", pb::Value { kind: None })])),
+        (
+            "payload",
+            insert("ns", 2, vector(TEXT_DIM, 2), &[("note", string(&too_long))]),
+        ),
+        (
+            "payload",
+            insert("ns", 2, vector(TEXT_DIM, 2), &[("bad key", string("x"))]),
+        ),
+        (
+            "payload.tool",
+            insert(
+                "ns",
+                2,
+                vector(TEXT_DIM, 2),
+                &[("tool", pb::Value { kind: None })],
+            ),
+        ),
     ];
     for (field, request) in cases {
         let (status, message) = code(alice.insert(request).await);
@@ -431,13 +669,35 @@ async fn bad_input_gets_invalid_argument_naming_the_field() {
         ("k", search("ns", vector(TEXT_DIM, 1), 0)),
         ("k", search("ns", vector(TEXT_DIM, 1), 10_001)),
         ("vector", search("ns", vector(TEXT_DIM + 1, 1), 5)),
-        ("ef", pb::SearchRequest { ef: 200_000, ..search("ns", vector(TEXT_DIM, 1), 5) }),
-        ("min_score", pb::SearchRequest { min_score: Some(f32::NAN), ..search("ns", vector(TEXT_DIM, 1), 5) }),
-        ("filter", pb::SearchRequest { filter: Some(pb::Filter { kind: None }), ..search("ns", vector(TEXT_DIM, 1), 5) }),
+        (
+            "ef",
+            pb::SearchRequest {
+                ef: 200_000,
+                ..search("ns", vector(TEXT_DIM, 1), 5)
+            },
+        ),
+        (
+            "min_score",
+            pb::SearchRequest {
+                min_score: Some(f32::NAN),
+                ..search("ns", vector(TEXT_DIM, 1), 5)
+            },
+        ),
+        (
+            "filter",
+            pb::SearchRequest {
+                filter: Some(pb::Filter { kind: None }),
+                ..search("ns", vector(TEXT_DIM, 1), 5)
+            },
+        ),
         (
             "filter.all_of",
             pb::SearchRequest {
-                filter: Some(pb::Filter { kind: Some(pb::filter::Kind::AllOf(pb::FilterList { conditions: vec![] })) }),
+                filter: Some(pb::Filter {
+                    kind: Some(pb::filter::Kind::AllOf(pb::FilterList {
+                        conditions: vec![],
+                    })),
+                }),
                 ..search("ns", vector(TEXT_DIM, 1), 5)
             },
         ),
@@ -447,12 +707,23 @@ async fn bad_input_gets_invalid_argument_naming_the_field() {
         assert_eq!(status, Code::InvalidArgument, "{message}");
         assert!(message.starts_with(field), "expected {field}: {message}");
     }
-    let (status, message) = code(alice.batch_search(pb::BatchSearchRequest { searches: vec![] }).await);
-    assert_eq!((status, message.starts_with("searches")), (Code::InvalidArgument, true), "{message}");
+    let (status, message) = code(
+        alice
+            .batch_search(pb::BatchSearchRequest { searches: vec![] })
+            .await,
+    );
+    assert_eq!(
+        (status, message.starts_with("searches")),
+        (Code::InvalidArgument, true),
+        "{message}"
+    );
     let (status, message) = code(
         alice
             .batch_search(pb::BatchSearchRequest {
-                searches: vec![search("ns", vector(TEXT_DIM, 1), 1), search("ns", vector(TEXT_DIM, 1), 0)],
+                searches: vec![
+                    search("ns", vector(TEXT_DIM, 1), 1),
+                    search("ns", vector(TEXT_DIM, 1), 0),
+                ],
             })
             .await,
     );
@@ -460,42 +731,70 @@ async fn bad_input_gets_invalid_argument_naming_the_field() {
     assert!(message.starts_with("searches[1].k"), "{message}");
     let (status, message) = code(
         alice
-            .scroll(pb::ScrollRequest { namespace: "ns".into(), limit: 20_000, ..Default::default() })
+            .scroll(pb::ScrollRequest {
+                namespace: "ns".into(),
+                limit: 20_000,
+                ..Default::default()
+            })
             .await,
     );
     assert_eq!(status, Code::InvalidArgument);
     assert!(message.starts_with("limit"), "{message}");
     let (status, message) = code(
         alice
-            .delete(pb::DeleteRequest { namespace: "ns".into(), doc_ids: (0..10_001).collect() })
+            .delete(pb::DeleteRequest {
+                namespace: "ns".into(),
+                doc_ids: (0..10_001).collect(),
+            })
             .await,
     );
     assert_eq!(status, Code::InvalidArgument);
     assert!(message.starts_with("doc_ids"), "{message}");
     let (status, message) = code(
         alice
-            .delete_by_filter(pb::DeleteByFilterRequest { namespace: "ns".into(), filter: None })
+            .delete_by_filter(pb::DeleteByFilterRequest {
+                namespace: "ns".into(),
+                filter: None,
+            })
             .await,
     );
     assert_eq!(status, Code::InvalidArgument);
     assert!(message.starts_with("filter"), "{message}");
     let (status, message) = code(
         alice
-            .update_payload(pb::UpdatePayloadRequest { namespace: "ns".into(), doc_id: 1, payload: Default::default(), mode: 7 })
+            .update_payload(pb::UpdatePayloadRequest {
+                namespace: "ns".into(),
+                doc_id: 1,
+                payload: Default::default(),
+                mode: 7,
+            })
             .await,
     );
     assert_eq!(status, Code::InvalidArgument);
     assert!(message.starts_with("mode"), "{message}");
     let (status, _) = code(
         alice
-            .update_payload(pb::UpdatePayloadRequest { namespace: "ns".into(), doc_id: 99, payload: Default::default(), mode: 0 })
+            .update_payload(pb::UpdatePayloadRequest {
+                namespace: "ns".into(),
+                doc_id: 99,
+                payload: Default::default(),
+                mode: 0,
+            })
             .await,
     );
     assert_eq!(status, Code::NotFound);
 
     // Nothing bad was stored, and the server still answers.
     assert_eq!(
-        alice.count(pb::CountRequest { namespace: "ns".into(), filter: None }).await.unwrap().into_inner().count,
+        alice
+            .count(pb::CountRequest {
+                namespace: "ns".into(),
+                filter: None
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .count,
         1
     );
 }
@@ -506,16 +805,34 @@ async fn both_instances_serve_their_own_dimension_and_data() {
     let server = TestServer::start(&dir.path().join("data"));
     let mut text = server.text(&ALICE).await;
     let mut image = server.image(&ALICE).await;
-    image.insert(insert("photos", 7, vector(IMAGE_DIM, 7), &[])).await.unwrap();
-    let (status, message) = code(image.insert(insert("photos", 8, vector(TEXT_DIM, 8), &[])).await);
+    image
+        .insert(insert("photos", 7, vector(IMAGE_DIM, 7), &[]))
+        .await
+        .unwrap();
+    let (status, message) = code(
+        image
+            .insert(insert("photos", 8, vector(TEXT_DIM, 8), &[]))
+            .await,
+    );
     assert_eq!(status, Code::InvalidArgument);
     assert!(message.contains("512"), "{message}");
-    let reply = image.search(search("photos", vector(IMAGE_DIM, 7), 1)).await.unwrap().into_inner();
+    let reply = image
+        .search(search("photos", vector(IMAGE_DIM, 7), 1))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(reply.hits[0].doc_id, 7);
     let (status, _) = code(text.search(search("photos", vector(TEXT_DIM, 7), 1)).await);
-    assert_eq!(status, Code::NotFound, "the text instance has no photos namespace");
+    assert_eq!(
+        status,
+        Code::NotFound,
+        "the text instance has no photos namespace"
+    );
     let stats = image.stats(pb::StatsRequest {}).await.unwrap().into_inner();
-    assert_eq!((stats.instance.as_str(), stats.dim, stats.points), ("image", 512, 1));
+    assert_eq!(
+        (stats.instance.as_str(), stats.dim, stats.points),
+        ("image", 512, 1)
+    );
     assert!(server.data_dir.join("text").is_dir() && server.data_dir.join("image").is_dir());
 }
 
@@ -527,7 +844,12 @@ async fn writes_survive_graceful_restart_and_sigkill() {
     let mut alice = server.text(&ALICE).await;
     for doc_id in 0..200 {
         alice
-            .insert(insert("memory", doc_id, vector(TEXT_DIM, doc_id), &[("n", integer(doc_id as i64))]))
+            .insert(insert(
+                "memory",
+                doc_id,
+                vector(TEXT_DIM, doc_id),
+                &[("n", integer(doc_id as i64))],
+            ))
             .await
             .unwrap();
     }
@@ -536,21 +858,38 @@ async fn writes_survive_graceful_restart_and_sigkill() {
 
     let server = TestServer::start(&data);
     let mut alice = server.text(&ALICE).await;
-    let count = pb::CountRequest { namespace: "memory".into(), filter: None };
-    assert_eq!(alice.count(count.clone()).await.unwrap().into_inner().count, 200);
-    let reply = alice.search(search("memory", vector(TEXT_DIM, 42), 1)).await.unwrap().into_inner();
+    let count = pb::CountRequest {
+        namespace: "memory".into(),
+        filter: None,
+    };
+    assert_eq!(
+        alice.count(count.clone()).await.unwrap().into_inner().count,
+        200
+    );
+    let reply = alice
+        .search(search("memory", vector(TEXT_DIM, 42), 1))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(reply.hits[0].doc_id, 42);
     assert_eq!(reply.hits[0].payload["n"], integer(42));
     // Acknowledged writes survive SIGKILL (no shutdown path at all).
     for doc_id in 200..300 {
-        alice.insert(insert("memory", doc_id, vector(TEXT_DIM, doc_id), &[])).await.unwrap();
+        alice
+            .insert(insert("memory", doc_id, vector(TEXT_DIM, doc_id), &[]))
+            .await
+            .unwrap();
     }
     server.kill();
 
     let server = TestServer::start(&data);
     let mut alice = server.text(&ALICE).await;
     assert_eq!(alice.count(count).await.unwrap().into_inner().count, 300);
-    let reply = alice.search(search("memory", vector(TEXT_DIM, 250), 1)).await.unwrap().into_inner();
+    let reply = alice
+        .search(search("memory", vector(TEXT_DIM, 250), 1))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(reply.hits[0].doc_id, 250);
 }
 
@@ -561,20 +900,35 @@ async fn excess_load_is_shed_and_deadlines_are_honoured() {
     let config = write_config(dir.path(), "[limits]\nmax_concurrent_requests = 1\n");
     let server = TestServer::start_with(&data, Some(&config), &[]);
     let mut alice = server.text(&ALICE).await;
-    alice.insert(insert("ns", 1, vector(TEXT_DIM, 1), &[])).await.unwrap();
+    alice
+        .insert(insert("ns", 1, vector(TEXT_DIM, 1), &[]))
+        .await
+        .unwrap();
 
     // An open BulkInsert stream holds the only permit...
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::BulkInsertRequest>(1);
     let mut streamer = server.text(&ALICE).await;
     let stream = tokio::spawn(async move {
-        streamer.bulk_insert(tokio_stream::wrappers::ReceiverStream::new(rx)).await
+        streamer
+            .bulk_insert(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
     });
     tx.send(pb::BulkInsertRequest {
         namespace: "ns".into(),
-        points: vec![pb::Point { doc_id: 2, vector: vector(TEXT_DIM, 2), payload: Default::default() }],
+        points: vec![pb::Point {
+            doc_id: 2,
+            vector: vector(TEXT_DIM, 2),
+            payload: Default::default(),
+        }],
     })
     .await
     .unwrap();
+    // Let the stream be admitted before anything else competes for the permit.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !stream.is_finished(),
+        "the stream was admitted and is still open"
+    );
     // ...so another call is refused at once rather than queued.
     let mut shed = None;
     for _ in 0..200 {
@@ -583,7 +937,6 @@ async fn excess_load_is_shed_and_deadlines_are_honoured() {
                 shed = Some(status);
                 break;
             }
-            // The stream's first message may not have arrived yet.
             _ => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
@@ -593,18 +946,27 @@ async fn excess_load_is_shed_and_deadlines_are_honoured() {
     let reply = stream.await.unwrap().unwrap().into_inner();
     assert_eq!(reply.inserted, 1);
     // With the permit back, calls succeed again.
-    assert!(alice.search(search("ns", vector(TEXT_DIM, 1), 1)).await.is_ok());
+    assert!(alice
+        .search(search("ns", vector(TEXT_DIM, 1), 1))
+        .await
+        .is_ok());
 
     // A deadline that has passed is not worked on.
     let mut request = tonic::Request::new(search("ns", vector(TEXT_DIM, 1), 1));
     request.set_timeout(Duration::from_nanos(1));
     let (status, message) = code(alice.search(request).await);
-    assert!(matches!(status, Code::DeadlineExceeded | Code::Cancelled), "{status:?}: {message}");
+    assert!(
+        matches!(status, Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}: {message}"
+    );
 
     // Shedding shows in the metrics.
     let (http_status, body) = server.http_get("/metrics");
     assert_eq!(http_status, 200);
-    assert!(body.contains("kyro_requests_shed_total{instance=\"text\"}"), "{body}");
+    assert!(
+        body.contains("kyro_requests_shed_total{instance=\"text\"}"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -612,9 +974,15 @@ async fn metrics_and_health_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(&dir.path().join("data"));
     let mut alice = server.text(&ALICE).await;
-    alice.insert(insert("ns", 1, vector(TEXT_DIM, 1), &[])).await.unwrap();
+    alice
+        .insert(insert("ns", 1, vector(TEXT_DIM, 1), &[]))
+        .await
+        .unwrap();
     for _ in 0..3 {
-        alice.search(search("ns", vector(TEXT_DIM, 1), 1)).await.unwrap();
+        alice
+            .search(search("ns", vector(TEXT_DIM, 1), 1))
+            .await
+            .unwrap();
     }
     let _ = alice.search(search("ns", vector(3, 1), 1)).await;
 
@@ -655,7 +1023,10 @@ async fn first_start_without_keys_prints_an_admin_key_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = TestServer::start_with(&data, None, &[]);
-    let key = server.bootstrap_key.clone().expect("an admin key is printed");
+    let key = server
+        .bootstrap_key
+        .clone()
+        .expect("an admin key is printed");
     let stored = std::fs::read_to_string(data.join("keys.toml")).unwrap();
     assert!(!stored.contains(&key) && stored.contains(&kyro_server::auth::hash_key(&key)));
     let mut admin = connect(server.text, Some(&key), None).await;
@@ -663,7 +1034,10 @@ async fn first_start_without_keys_prints_an_admin_key_once() {
     assert!(server.stop().success());
 
     let server = TestServer::start_with(&data, None, &[]);
-    assert!(server.bootstrap_key.is_none(), "the key is generated only once");
+    assert!(
+        server.bootstrap_key.is_none(),
+        "the key is generated only once"
+    );
     let mut admin = connect(server.text, Some(&key), None).await;
     admin.get_config(pb::GetConfigRequest {}).await.unwrap();
 }
@@ -675,7 +1049,10 @@ async fn auth_can_be_switched_off_explicitly() {
     let server = TestServer::start_with(&data, None, &["--set", "auth.enabled=false"]);
     assert!(server.bootstrap_key.is_none());
     let mut anonymous = connect(server.text, None, None).await;
-    anonymous.insert(insert("dev", 1, vector(TEXT_DIM, 1), &[])).await.unwrap();
+    anonymous
+        .insert(insert("dev", 1, vector(TEXT_DIM, 1), &[]))
+        .await
+        .unwrap();
     let listed = anonymous
         .list_namespaces(pb::ListNamespacesRequest::default())
         .await
@@ -689,7 +1066,11 @@ async fn auth_can_be_switched_off_explicitly() {
 fn print_config_shows_layered_settings_and_bad_settings_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kyro.toml");
-    std::fs::write(&file, "[instances.text]\nfsync = \"always\"\ndefault_ef = 50\n").unwrap();
+    std::fs::write(
+        &file,
+        "[instances.text]\nfsync = \"always\"\ndefault_ef = 50\n",
+    )
+    .unwrap();
     let output = std::process::Command::new(binary())
         .args(["--config"])
         .arg(&file)
@@ -698,12 +1079,24 @@ fn print_config_shows_layered_settings_and_bad_settings_fail_clearly() {
         .env("KYRO__INSTANCES__TEXT__DEFAULT_EF", "60")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let printed: toml::Table = toml::from_str(&String::from_utf8(output.stdout).unwrap()).unwrap();
     let text = &printed["instances"]["text"];
     assert_eq!(text["fsync"].as_str(), Some("always"), "from the file");
-    assert_eq!(text["default_ef"].as_integer(), Some(70), "flags beat env beat file");
-    assert_eq!(printed["limits"]["max_concurrent_requests"].as_integer(), Some(12), "from env");
+    assert_eq!(
+        text["default_ef"].as_integer(),
+        Some(70),
+        "flags beat env beat file"
+    );
+    assert_eq!(
+        printed["limits"]["max_concurrent_requests"].as_integer(),
+        Some(12),
+        "from env"
+    );
     assert_eq!(printed["instances"]["image"]["dim"].as_integer(), Some(512));
 
     let output = std::process::Command::new(binary())

@@ -14,7 +14,10 @@ use common::*;
 /// The fenced block that follows `<!-- walkthrough:NAME -->` in the README.
 fn readme_block(readme: &str, name: &str) -> String {
     let marker = format!("<!-- walkthrough:{name} -->");
-    let after = &readme[readme.find(&marker).unwrap_or_else(|| panic!("README lacks {marker}")) + marker.len()..];
+    let after = &readme[readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("README lacks {marker}"))
+        + marker.len()..];
     let fence_start = after.find("```").expect("a fenced block after the marker");
     let body = &after[fence_start..];
     let body = &body[body.find('\n').expect("a fence line") + 1..];
@@ -31,7 +34,10 @@ fn readme_python_walkthrough_runs_as_written() {
 
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(&dir.path().join("data"), None, &[]);
-    let key = server.bootstrap_key.clone().expect("the first start prints an admin key");
+    let key = server
+        .bootstrap_key
+        .clone()
+        .expect("the first start prints an admin key");
 
     // The walk-through runs "from the repository root": give it one with the
     // proto tree in it and nothing else to write over.
@@ -53,7 +59,10 @@ fn readme_python_walkthrough_runs_as_written() {
         .expect("running bash");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "walk-through failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "walk-through failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     let last = stdout.lines().last().unwrap_or_default();
     assert_eq!(last, "1 1.0 cargo", "stdout:\n{stdout}");
 }

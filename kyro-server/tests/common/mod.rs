@@ -30,11 +30,36 @@ pub struct TestKey {
     pub key: &'static str,
 }
 
-pub const ADMIN: TestKey = TestKey { name: "admin", tenant: "ops", scopes: &["read", "write", "admin"], key: "test-admin-key" };
-pub const ALICE: TestKey = TestKey { name: "alice", tenant: "acme", scopes: &["read", "write"], key: "test-alice-key" };
-pub const ALICE_READER: TestKey = TestKey { name: "alice-ro", tenant: "acme", scopes: &["read"], key: "test-alice-ro-key" };
-pub const BOB: TestKey = TestKey { name: "bob", tenant: "globex", scopes: &["read", "write"], key: "test-bob-key" };
-pub const GATEWAY: TestKey = TestKey { name: "gateway", tenant: "gateway", scopes: &["read", "write", "service"], key: "test-gateway-key" };
+pub const ADMIN: TestKey = TestKey {
+    name: "admin",
+    tenant: "ops",
+    scopes: &["read", "write", "admin"],
+    key: "test-admin-key",
+};
+pub const ALICE: TestKey = TestKey {
+    name: "alice",
+    tenant: "acme",
+    scopes: &["read", "write"],
+    key: "test-alice-key",
+};
+pub const ALICE_READER: TestKey = TestKey {
+    name: "alice-ro",
+    tenant: "acme",
+    scopes: &["read"],
+    key: "test-alice-ro-key",
+};
+pub const BOB: TestKey = TestKey {
+    name: "bob",
+    tenant: "globex",
+    scopes: &["read", "write"],
+    key: "test-bob-key",
+};
+pub const GATEWAY: TestKey = TestKey {
+    name: "gateway",
+    tenant: "gateway",
+    scopes: &["read", "write", "service"],
+    key: "test-gateway-key",
+};
 
 /// The configuration file the tests start servers with: the five keys above
 /// plus `extra` TOML.
@@ -79,7 +104,12 @@ impl TestServer {
         command
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "text=127.0.0.1:0", "--listen", "image=127.0.0.1:0"])
+            .args([
+                "--listen",
+                "text=127.0.0.1:0",
+                "--listen",
+                "image=127.0.0.1:0",
+            ])
             .args(["--http-listen", "127.0.0.1:0"])
             .args(flags)
             .env("RUST_LOG", "warn")
@@ -178,16 +208,27 @@ impl TestServer {
     /// `GET path` on the HTTP listener: (status code, body).
     pub fn http_get(&self, path: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(self.http).expect("connecting to the HTTP listener");
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut response = String::new();
-        stream.read_to_string(&mut response).expect("reading the HTTP response");
+        stream
+            .read_to_string(&mut response)
+            .expect("reading the HTTP response");
         let status = response
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
             .expect("an HTTP status line");
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         (status, body)
     }
 }
@@ -205,7 +246,10 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
         if let Some(status) = child.try_wait().expect("waiting for the server") {
             return status;
         }
-        assert!(Instant::now() < deadline, "kyro-server did not exit within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "kyro-server did not exit within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -223,7 +267,9 @@ impl Interceptor for KeyInterceptor {
             request.metadata_mut().insert("authorization", key.clone());
         }
         if let Some(tenant) = &self.tenant {
-            request.metadata_mut().insert("x-kyro-tenant", tenant.clone());
+            request
+                .metadata_mut()
+                .insert("x-kyro-tenant", tenant.clone());
         }
         Ok(request)
     }
@@ -263,28 +309,42 @@ pub fn vector(dim: usize, seed: u64) -> Vec<f32> {
 }
 
 pub fn string(value: &str) -> pb::Value {
-    pb::Value { kind: Some(pb::value::Kind::StringValue(value.to_owned())) }
+    pb::Value {
+        kind: Some(pb::value::Kind::StringValue(value.to_owned())),
+    }
 }
 
 pub fn integer(value: i64) -> pb::Value {
-    pb::Value { kind: Some(pb::value::Kind::IntegerValue(value)) }
+    pb::Value {
+        kind: Some(pb::value::Kind::IntegerValue(value)),
+    }
 }
 
 pub fn eq(key: &str, value: &str) -> pb::Filter {
     pb::Filter {
         kind: Some(pb::filter::Kind::Eq(pb::FieldEquals {
             key: key.to_owned(),
-            value: Some(pb::Scalar { kind: Some(pb::scalar::Kind::StringValue(value.to_owned())) }),
+            value: Some(pb::Scalar {
+                kind: Some(pb::scalar::Kind::StringValue(value.to_owned())),
+            }),
         })),
     }
 }
 
-pub fn insert(namespace: &str, doc_id: u64, vector: Vec<f32>, payload: &[(&str, pb::Value)]) -> pb::InsertRequest {
+pub fn insert(
+    namespace: &str,
+    doc_id: u64,
+    vector: Vec<f32>,
+    payload: &[(&str, pb::Value)],
+) -> pb::InsertRequest {
     pb::InsertRequest {
         namespace: namespace.to_owned(),
         doc_id,
         vector,
-        payload: payload.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+        payload: payload
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
     }
 }
 
