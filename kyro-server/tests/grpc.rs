@@ -1107,3 +1107,229 @@ fn print_config_shows_layered_settings_and_bad_settings_fail_clearly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("instances.text.metric"), "{stderr}");
 }
+
+mod tls {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+    fn authority(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    }
+
+    /// A certificate for `name` signed by `issuer`: (cert PEM, key PEM).
+    fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>, name: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    async fn tls_client(
+        address: std::net::SocketAddr,
+        tls: ClientTlsConfig,
+    ) -> Result<Client, tonic::transport::Error> {
+        let channel = Channel::from_shared(format!("https://{address}"))
+            .unwrap()
+            .tls_config(tls)?
+            .connect()
+            .await?;
+        let interceptor = KeyInterceptorFor::key(ALICE.key);
+        Ok(kyro_proto::v1::kyro_client::KyroClient::with_interceptor(
+            channel,
+            interceptor,
+        ))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mutual_tls_admits_only_clients_with_a_certificate_from_the_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let server_ca = authority("kyro test server CA");
+        let client_ca = authority("kyro test client CA");
+        let (server_cert, server_key) = leaf(&server_ca, "localhost");
+        let (client_cert, client_key) = leaf(&client_ca, "gateway");
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let tls_section = format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n",
+            write("server.pem", &server_cert),
+            write("server.key", &server_key),
+            write("clients-ca.pem", &client_ca.pem()),
+        );
+        let config = write_config(dir.path(), &tls_section);
+        let server = TestServer::start_with(&dir.path().join("data"), Some(&config), &[]);
+
+        let trust = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(server_ca.pem()))
+            .domain_name("localhost");
+        let mut client = tls_client(
+            server.text,
+            trust
+                .clone()
+                .identity(Identity::from_pem(&client_cert, &client_key)),
+        )
+        .await
+        .expect("a client with a certificate from the client CA connects");
+        client
+            .insert(insert("secure", 1, vector(TEXT_DIM, 1), &[]))
+            .await
+            .unwrap();
+
+        // No client certificate: the handshake or the first call fails.
+        let refused = match tls_client(server.text, trust).await {
+            Err(_) => true,
+            Ok(mut client) => client
+                .insert(insert("secure", 2, vector(TEXT_DIM, 2), &[]))
+                .await
+                .is_err(),
+        };
+        assert!(refused, "a client without a certificate must be refused");
+        // Plaintext is refused too.
+        let plaintext = Channel::from_shared(format!("http://{}", server.text))
+            .unwrap()
+            .connect()
+            .await;
+        let refused = match plaintext {
+            Err(_) => true,
+            Ok(channel) => kyro_proto::v1::kyro_client::KyroClient::with_interceptor(
+                channel,
+                KeyInterceptorFor::key(ALICE.key),
+            )
+            .insert(insert("secure", 3, vector(TEXT_DIM, 3), &[]))
+            .await
+            .is_err(),
+        };
+        assert!(refused, "plaintext must be refused on a TLS port");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_restore_into_a_new_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = TestServer::start(&data);
+    let mut alice = server.text(&ALICE).await;
+    for doc_id in 0..50 {
+        alice
+            .insert(insert("kept", doc_id, vector(TEXT_DIM, doc_id), &[]))
+            .await
+            .unwrap();
+    }
+    let mut admin = server.text(&ADMIN).await;
+    let snapshot = admin
+        .create_snapshot(pb::CreateSnapshotRequest {
+            name: "before".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Written after the snapshot: not in it.
+    alice
+        .insert(insert("kept", 999, vector(TEXT_DIM, 999), &[]))
+        .await
+        .unwrap();
+    assert!(server.stop().success());
+
+    let restored = dir.path().join("restored");
+    let output = std::process::Command::new(binary())
+        .arg("--data-dir")
+        .arg(&restored)
+        .args(["restore", "--instance", "text", "--from", &snapshot.path])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let server = TestServer::start(&restored);
+    let mut alice = server.text(&ALICE).await;
+    let count = alice
+        .count(pb::CountRequest {
+            namespace: "kept".into(),
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .count;
+    assert_eq!(count, 50);
+    let reply = alice
+        .search(search("kept", vector(TEXT_DIM, 7), 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.hits[0].doc_id, 7);
+
+    // Restoring over a non-empty directory is refused.
+    let output = std::process::Command::new(binary())
+        .arg("--data-dir")
+        .arg(&restored)
+        .args(["restore", "--instance", "text", "--from", &snapshot.path])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not empty"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_calls_finish_then_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = TestServer::start(&data);
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::BulkInsertRequest>(1);
+    let mut streamer = server.text(&ALICE).await;
+    let stream = tokio::spawn(async move {
+        streamer
+            .bulk_insert(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    let batch = |start: u64| pb::BulkInsertRequest {
+        namespace: "drain".into(),
+        points: (start..start + 10)
+            .map(|doc_id| pb::Point {
+                doc_id,
+                vector: vector(TEXT_DIM, doc_id),
+                payload: Default::default(),
+            })
+            .collect(),
+    };
+    tx.send(batch(0)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal("TERM");
+    // The call in flight keeps going after the signal...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx.send(batch(10)).await.unwrap();
+    drop(tx);
+    let reply = stream
+        .await
+        .unwrap()
+        .expect("the in-flight stream completes")
+        .into_inner();
+    assert_eq!((reply.inserted, reply.failed), (20, 0));
+    // ...and then the process exits cleanly.
+    let status = wait_exit(&mut server.child, Duration::from_secs(60));
+    assert!(status.success(), "{status:?}");
+    drop(server);
+
+    let server = TestServer::start(&data);
+    let mut alice = server.text(&ALICE).await;
+    let count = alice
+        .count(pb::CountRequest {
+            namespace: "drain".into(),
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .count;
+    assert_eq!(count, 20);
+}

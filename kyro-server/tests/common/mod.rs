@@ -275,6 +275,18 @@ impl Interceptor for KeyInterceptor {
     }
 }
 
+/// Builds the interceptor for a key, for clients made outside [`connect`].
+pub struct KeyInterceptorFor;
+
+impl KeyInterceptorFor {
+    pub fn key(key: &str) -> KeyInterceptor {
+        KeyInterceptor {
+            key: Some(MetadataValue::try_from(format!("Bearer {key}")).unwrap()),
+            tenant: None,
+        }
+    }
+}
+
 pub type Client = KyroClient<InterceptedService<Channel, KeyInterceptor>>;
 
 pub async fn channel(address: SocketAddr) -> Channel {
