@@ -27,8 +27,6 @@ use tonic::transport::Channel;
 
 /// Points per insert batch while preloading.
 const PRELOAD_BATCH: usize = 1000;
-/// The tenant in-process runs write as (a server run uses the key's tenant).
-const IN_PROCESS_TENANT: &str = "bench";
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -43,6 +41,11 @@ pub struct LoadArgs {
     /// (same engine defaults as the server) and drive it from threads.
     #[arg(long, value_name = "DIR")]
     in_process: Option<PathBuf>,
+    /// In-process only: the tenant owning the namespace. The default is the
+    /// tenant of the server's bootstrap admin key, so a data directory the
+    /// server filled (`<data_dir>/text`) can be measured in-process as is.
+    #[arg(long, default_value = "default")]
+    tenant: String,
     /// In-process only: the query-result cache budget in bytes. Default 0:
     /// a load that cycles through a fixed query set would otherwise measure
     /// cache hits; run the server with `instances.<name>.query_cache_bytes=0`
@@ -233,7 +236,7 @@ fn run_in_process(
     let instance = Arc::new(
         Instance::open(&dir, config).with_context(|| format!("opening {}", dir.display()))?,
     );
-    let target = NamespaceRef::new(IN_PROCESS_TENANT, &args.namespace);
+    let target = NamespaceRef::new(&args.tenant, &args.namespace);
     if args.preload {
         let started = Instant::now();
         for start in (0..workload.base.rows()).step_by(PRELOAD_BATCH) {
