@@ -446,10 +446,15 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// `ip:port`, or `host:port` resolved now (`localhost:50051`).
 fn parse_address(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value
-        .parse()
-        .map_err(|e| invalid(key, format!("{value:?} is not host:port ({e})")))
+    if let Ok(address) = value.parse() {
+        return Ok(address);
+    }
+    std::net::ToSocketAddrs::to_socket_addrs(value)
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .ok_or_else(|| invalid(key, format!("{value:?} is not host:port")))
 }
 
 /// Overlays `top` onto `base`, table by table.

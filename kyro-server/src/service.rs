@@ -90,12 +90,20 @@ impl KyroService {
             })
     }
 
-    fn deadline(&self, metadata: &MetadataMap, started: Instant) -> Option<Instant> {
-        let timeout = metadata
+    fn deadline(
+        &self,
+        metadata: &MetadataMap,
+        started: Instant,
+        default: DefaultDeadline,
+    ) -> Option<Instant> {
+        let client = metadata
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout)
-            .or(self.context.default_timeout)?;
+            .and_then(parse_grpc_timeout);
+        let timeout = match default {
+            DefaultDeadline::Apply => client.or(self.context.default_timeout),
+            DefaultDeadline::ClientOnly => client,
+        }?;
         Some(started + timeout)
     }
 
@@ -105,6 +113,24 @@ impl KyroService {
         rpc: &'static str,
         namespace: &str,
         request: Request<Req>,
+        handler: F,
+    ) -> Result<Response<Resp>, Status>
+    where
+        F: FnOnce(Arc<InstanceContext>, Call, Req) -> Fut,
+        Fut: Future<Output = Result<Resp, Status>>,
+    {
+        self.handle_with(rpc, namespace, request, DefaultDeadline::Apply, handler)
+            .await
+    }
+
+    /// [`Self::handle`] choosing whether the server's default deadline
+    /// applies when the client sets none.
+    async fn handle_with<Req, Resp, F, Fut>(
+        &self,
+        rpc: &'static str,
+        namespace: &str,
+        request: Request<Req>,
+        default_deadline: DefaultDeadline,
         handler: F,
     ) -> Result<Response<Resp>, Status>
     where
@@ -126,7 +152,7 @@ impl KyroService {
             current.record("tenant", caller.tenant.as_str());
             current.record("key", caller.key_name.as_str());
             let _permit = self.admit()?;
-            let deadline = self.deadline(request.metadata(), started);
+            let deadline = self.deadline(request.metadata(), started, default_deadline);
             let call = Call { caller, deadline };
             let work = handler(self.context.clone(), call, request.into_inner());
             match deadline {
@@ -154,6 +180,15 @@ impl KyroService {
         });
         result.map(Response::new)
     }
+}
+
+/// Whether `limits.default_timeout_ms` bounds a call whose client set no
+/// deadline. Streams (BulkInsert) and long maintenance (Flush,
+/// CreateSnapshot) run as long as they need unless the client says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DefaultDeadline {
+    Apply,
+    ClientOnly,
 }
 
 /// Parses a `grpc-timeout` header value: up to 8 digits and a unit (`H`,
@@ -731,22 +766,29 @@ impl pb::kyro_server::Kyro for KyroService {
         request: Request<pb::FlushRequest>,
     ) -> Result<Response<pb::FlushResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
-        self.handle("Flush", &namespace, request, |ctx, call, req| async move {
-            call.caller.require(Scope::Admin, "Flush")?;
-            let tenant = call.caller.tenant_for(&req.tenant, "Flush")?.to_owned();
-            let sealed = ctx
-                .workers
-                .clone()
-                .run(call.deadline, move || {
-                    let scope = (!req.namespace.is_empty())
-                        .then(|| NamespaceRef::new(&tenant, &req.namespace));
-                    ctx.instance.flush(scope).map_err(from_storage)
+        let client_only = DefaultDeadline::ClientOnly;
+        self.handle_with(
+            "Flush",
+            &namespace,
+            request,
+            client_only,
+            |ctx, call, req| async move {
+                call.caller.require(Scope::Admin, "Flush")?;
+                let tenant = call.caller.tenant_for(&req.tenant, "Flush")?.to_owned();
+                let sealed = ctx
+                    .workers
+                    .clone()
+                    .run(call.deadline, move || {
+                        let scope = (!req.namespace.is_empty())
+                            .then(|| NamespaceRef::new(&tenant, &req.namespace));
+                        ctx.instance.flush(scope).map_err(from_storage)
+                    })
+                    .await?;
+                Ok(pb::FlushResponse {
+                    segments_sealed: sealed as u64,
                 })
-                .await?;
-            Ok(pb::FlushResponse {
-                segments_sealed: sealed as u64,
-            })
-        })
+            },
+        )
         .await
     }
 
@@ -754,31 +796,38 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
-        self.handle("CreateSnapshot", "", request, |ctx, call, req| async move {
-            call.caller.require(Scope::Admin, "CreateSnapshot")?;
-            let name = snapshot_name(req.name)?;
-            let path = ctx.snapshot_dir.join(&name);
-            if path.exists() {
-                return Err(Status::already_exists(format!(
-                    "name: snapshot {name:?} already exists"
-                )));
-            }
-            let written = path.clone();
-            ctx.workers
-                .clone()
-                .run(call.deadline, move || {
-                    std::fs::create_dir_all(&ctx.snapshot_dir).map_err(|e| {
-                        Status::internal(format!("{}: {e}", ctx.snapshot_dir.display()))
-                    })?;
-                    ctx.instance.create_snapshot(&written).map_err(from_storage)
+        let client_only = DefaultDeadline::ClientOnly;
+        self.handle_with(
+            "CreateSnapshot",
+            "",
+            request,
+            client_only,
+            |ctx, call, req| async move {
+                call.caller.require(Scope::Admin, "CreateSnapshot")?;
+                let name = snapshot_name(req.name)?;
+                let path = ctx.snapshot_dir.join(&name);
+                if path.exists() {
+                    return Err(Status::already_exists(format!(
+                        "name: snapshot {name:?} already exists"
+                    )));
+                }
+                let written = path.clone();
+                ctx.workers
+                    .clone()
+                    .run(call.deadline, move || {
+                        std::fs::create_dir_all(&ctx.snapshot_dir).map_err(|e| {
+                            Status::internal(format!("{}: {e}", ctx.snapshot_dir.display()))
+                        })?;
+                        ctx.instance.create_snapshot(&written).map_err(from_storage)
+                    })
+                    .await?;
+                tracing::info!(snapshot = %path.display(), "snapshot written");
+                Ok(pb::CreateSnapshotResponse {
+                    name,
+                    path: path.display().to_string(),
                 })
-                .await?;
-            tracing::info!(snapshot = %path.display(), "snapshot written");
-            Ok(pb::CreateSnapshotResponse {
-                name,
-                path: path.display().to_string(),
-            })
-        })
+            },
+        )
         .await
     }
 
