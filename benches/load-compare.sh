@@ -22,7 +22,7 @@ points=${KYRO_POINTS:-100000}
 duration=${KYRO_DURATION:-20}
 mkdir -p "$out"
 data=$(mktemp -d /tmp/kyro-load-XXXXXX)
-trap 'kill $server 2>/dev/null || true; rm -rf "$data"' EXIT
+trap 'kill $server 2>/dev/null && wait $server; rm -rf "$data"' EXIT
 
 common=(--base "$data_set/base.fvecs" --queries "$data_set/query.fvecs"
         --points "$points")

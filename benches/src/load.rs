@@ -4,8 +4,12 @@
 //!
 //! Workers issue a mix of searches, inserts and gets, flat out (closed loop)
 //! or at a target total rate (open loop: each operation has an intended
-//! start time and its latency is measured from it, so a stalled server is
-//! not hidden by the generator waiting — no coordinated omission).
+//! start time). A worker that is behind schedule — its previous operation
+//! ended after this one should have started — measures from the intended
+//! start, so a stalled server is not hidden by the generator waiting (no
+//! coordinated omission); a worker that is ahead sleeps and measures from
+//! when it sends, so the timer's own lateness (about 1 ms in tokio) is not
+//! charged to the server.
 //! Latencies go into HdrHistograms (µs, 3 significant digits).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -98,8 +98,11 @@ pub struct LoadArgs {
     /// gRPC connections the workers share.
     #[arg(long, default_value_t = 2)]
     connections: usize,
-    /// Client runtime threads (gRPC mode).
-    #[arg(long, default_value_t = 2)]
+    /// Client runtime threads (gRPC mode). The default, 1, runs the client
+    /// on a current-thread runtime: measured on 2 cores it costs the box
+    /// about 52 µs of CPU per search against 86 µs with 2 threads, CPU the
+    /// server then has for itself.
+    #[arg(long, default_value_t = 1)]
     client_threads: usize,
     /// Skip the recall pass.
     #[arg(long)]
@@ -177,10 +180,17 @@ pub fn run_load(args: LoadArgs) -> Result<()> {
     let report = match &args.in_process {
         Some(dir) => run_in_process(&args, mix, &workload, dir.clone())?,
         None => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(args.client_threads.max(1))
-                .enable_all()
-                .build()?;
+            // One client thread: a current-thread runtime, so the client's
+            // tasks (callers, tonic's buffer, the connection) hand work to
+            // each other without cross-thread wake-ups.
+            let runtime = if args.client_threads <= 1 {
+                tokio::runtime::Builder::new_current_thread().enable_all().build()?
+            } else {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(args.client_threads)
+                    .enable_all()
+                    .build()?
+            };
             runtime.block_on(run_grpc(&args, mix, &workload))?
         }
     };
@@ -292,15 +302,15 @@ fn run_in_process(
                     let mut rng = rand::rngs::SmallRng::seed_from_u64(worker as u64);
                     let mut n = 0u64;
                     while started.elapsed() < duration {
-                        let intended = intended_start(started, args.rate, workers, worker, n);
-                        if let Some(at) = intended {
-                            let now = Instant::now();
-                            if at > now {
-                                std::thread::sleep(at - now);
+                        let begun = match intended_start(started, args.rate, workers, worker, n) {
+                            Some(at) if at > Instant::now() => {
+                                std::thread::sleep(at - Instant::now());
+                                Instant::now()
                             }
-                        }
+                            Some(at) => at,
+                            None => Instant::now(),
+                        };
                         let op = mix.pick(rng.random_range(0..mix.total()));
-                        let begun = intended.unwrap_or_else(Instant::now);
                         let outcome = match op {
                             Op::Search => {
                                 let q = (worker + n as usize * workers) % queries.rows();
@@ -492,12 +502,15 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
             let mut rng = rand::rngs::SmallRng::seed_from_u64(worker as u64);
             let mut n = 0u64;
             while started.elapsed() < duration {
-                let intended = intended_start(started, rate, workers, worker, n);
-                if let Some(at) = intended {
-                    tokio::time::sleep_until(at.into()).await;
-                }
+                let begun = match intended_start(started, rate, workers, worker, n) {
+                    Some(at) if at > Instant::now() => {
+                        tokio::time::sleep_until(at.into()).await;
+                        Instant::now()
+                    }
+                    Some(at) => at,
+                    None => Instant::now(),
+                };
                 let op = mix.pick(rng.random_range(0..mix.total()));
-                let begun = intended.unwrap_or_else(Instant::now);
                 let outcome = match op {
                     Op::Search => {
                         let q = (worker + n as usize * workers) % queries.rows();

@@ -178,6 +178,8 @@ pub struct LimitSettings {
     pub default_timeout_ms: u64,
     /// Threads of the pool that runs searches, writes and flushes (0 = one per core).
     pub worker_threads: usize,
+    /// Threads of the async runtime that moves bytes (0 = one per core).
+    pub io_threads: usize,
     /// Most searches in one BatchSearch.
     pub max_batch_searches: usize,
 }
@@ -189,6 +191,7 @@ impl Default for LimitSettings {
             max_message_bytes: 64 << 20,
             default_timeout_ms: 30_000,
             worker_threads: 0,
+            io_threads: 0,
             max_batch_searches: 256,
         }
     }

@@ -17,7 +17,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 
@@ -151,7 +151,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         let kyro = KyroServer::new(KyroService::new(context))
             .max_decoding_message_size(config.limits.max_message_bytes)
             .max_encoding_message_size(config.limits.max_message_bytes);
-        let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+        let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = &tls {
             builder = builder
                 .tls_config(tls.clone())
@@ -166,10 +166,16 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        grpc_tasks.push(tokio::spawn(router.serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            shutdown,
-        )));
+        // Our own listener (bound above, so port 0 resolves before we
+        // report it): tonic's `tcp_nodelay` only covers listeners it binds,
+        // so set it here. Without it, Nagle plus delayed ACKs stall small
+        // responses by 40 ms.
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
+        grpc_tasks.push(tokio::spawn(
+            router.serve_with_incoming_shutdown(incoming, shutdown),
+        ));
         health.push(reporter);
         grpc_addresses.push((name.clone(), bound));
     }
@@ -247,14 +253,27 @@ impl StartedServer {
     }
 }
 
+/// Waits (up to [`DRAIN_TIMEOUT`]) for work still running on the pool for a
+/// call whose client went away, then closes each instance.
 fn close_instances(instances: Vec<(String, Arc<Instance>)>) -> anyhow::Result<()> {
     let mut failed = None;
-    for (name, instance) in instances {
-        let result = match Arc::try_unwrap(instance) {
-            Ok(instance) => instance.close(),
-            // A request still holds it (the drain timed out). Its writes are
-            // in RocksDB's log already; the OS keeps them when we exit.
-            Err(_) => {
+    let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
+    for (name, mut instance) in instances {
+        let owned = loop {
+            match Arc::try_unwrap(instance) {
+                Ok(owned) => break Some(owned),
+                Err(shared) if std::time::Instant::now() < deadline => {
+                    instance = shared;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => break None,
+            }
+        };
+        let result = match owned {
+            Some(instance) => instance.close(),
+            // Work still holds it after the wait. Its writes are in RocksDB's
+            // log already; the OS keeps them when we exit.
+            None => {
                 tracing::warn!(instance = %name, "still in use at exit; not closed cleanly");
                 Ok(())
             }

@@ -15,7 +15,6 @@ use kyro_engine::payload::Filter;
 use kyro_engine::storage::request::{MAX_BATCH_POINTS, MAX_SCROLL_LIMIT};
 use kyro_engine::storage::{Instance, NamespaceRef, PayloadUpdate, PointWrite, SearchRequest};
 use kyro_proto::v1 as pb;
-use rayon::prelude::*;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -346,10 +345,11 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<Streaming<pb::BulkInsertRequest>>,
     ) -> Result<Response<pb::BulkInsertResponse>, Status> {
-        self.handle(
+        self.handle_with(
             "BulkInsert",
             "",
             request,
+            DefaultDeadline::ClientOnly,
             |ctx, call, mut stream| async move {
                 call.caller.require(Scope::Write, "BulkInsert")?;
                 let caller = Arc::new(call.caller);
@@ -620,7 +620,7 @@ impl pb::kyro_server::Kyro for KyroService {
                 .clone()
                 .run(call.deadline, move || {
                     let results = searches
-                        .par_iter()
+                        .iter()
                         .enumerate()
                         .map(|(i, search)| {
                             search
