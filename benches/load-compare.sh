@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The server-overhead benchmark of docs/benchmarks.md: the same 100k x 384
 # data directory searched over gRPC (kyro-server + kyro-bench load on this
-# machine) and in-process (kyro-bench load --in-process), at equal
-# concurrency, then over gRPC at 50 % and 90 % of the gRPC peak for latency.
+# machine; one Search per call, and BatchSearch of 8) and in-process
+# (kyro-bench load --in-process), at equal concurrency, then over gRPC at
+# 50 % and 90 % of the gRPC peak for latency.
 #
 #   benches/load-compare.sh OUT_DIR [CONCURRENCY...]
 #
@@ -54,6 +55,9 @@ for c in "${concurrencies[@]}"; do
     echo "== gRPC, concurrency $c, flat out"
     "$bin/kyro-bench" load --addr "$addr" --key "$key" "${common[@]}" \
         --concurrency "$c" --duration "$duration" --json "$out/grpc-c$c.json"
+    echo "== gRPC BatchSearch of 8, concurrency $c, flat out"
+    "$bin/kyro-bench" load --addr "$addr" --key "$key" "${common[@]}" --no-recall \
+        --batch 8 --concurrency "$c" --duration "$duration" --json "$out/grpc-batch8-c$c.json"
 done
 stop_server
 

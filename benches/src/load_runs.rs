@@ -104,6 +104,10 @@ pub struct LoadArgs {
     /// server then has for itself.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
+    /// gRPC only: send searches N at a time in one BatchSearch call (each
+    /// counts as one search, with the call's latency). 1: plain Search.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Skip the recall pass.
     #[arg(long)]
     no_recall: bool,
@@ -184,7 +188,9 @@ pub fn run_load(args: LoadArgs) -> Result<()> {
             // tasks (callers, tonic's buffer, the connection) hand work to
             // each other without cross-thread wake-ups.
             let runtime = if args.client_threads <= 1 {
-                tokio::runtime::Builder::new_current_thread().enable_all().build()?
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
             } else {
                 tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(args.client_threads)
@@ -497,6 +503,7 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
         let base = workload.base.clone();
         let queries = workload.queries.clone();
         let (k, ef, namespace, rate) = (args.k, args.ef, args.namespace.clone(), args.rate);
+        let batch = args.batch.max(1);
         tasks.push(tokio::spawn(async move {
             let mut stats = WorkerStats::new();
             let mut rng = rand::rngs::SmallRng::seed_from_u64(worker as u64);
@@ -513,16 +520,25 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
                 let op = mix.pick(rng.random_range(0..mix.total()));
                 let outcome = match op {
                     Op::Search => {
-                        let q = (worker + n as usize * workers) % queries.rows();
-                        let request = pb::SearchRequest {
-                            namespace: namespace.clone(),
-                            vector: queries.row(q).to_vec(),
-                            k: k as u32,
-                            ef: ef.unwrap_or(0) as u32,
-                            with_payload: Some(false),
-                            ..Default::default()
+                        let search = |i: usize| {
+                            let q = (worker + (n as usize * batch + i) * workers) % queries.rows();
+                            pb::SearchRequest {
+                                namespace: namespace.clone(),
+                                vector: queries.row(q).to_vec(),
+                                k: k as u32,
+                                ef: ef.unwrap_or(0) as u32,
+                                with_payload: Some(false),
+                                ..Default::default()
+                            }
                         };
-                        client.search(request).await.map(|_| ())
+                        if batch > 1 {
+                            let request = pb::BatchSearchRequest {
+                                searches: (0..batch).map(search).collect(),
+                            };
+                            client.batch_search(request).await.map(|_| ())
+                        } else {
+                            client.search(search(0)).await.map(|_| ())
+                        }
                     }
                     Op::Insert => {
                         let row = rng.random_range(0..base.rows());
@@ -544,8 +560,15 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
                         client.get(request).await.map(|_| ())
                     }
                 };
+                // A batch counts as `batch` searches, each with the call's latency.
+                let searches = if op == Op::Search { batch } else { 1 };
                 match outcome {
-                    Ok(()) => stats.record(op, begun.elapsed()),
+                    Ok(()) => {
+                        let elapsed = begun.elapsed();
+                        for _ in 0..searches {
+                            stats.record(op, elapsed);
+                        }
+                    }
                     Err(status) => {
                         stats.error(op, format!("{:?}: {}", status.code(), status.message()));
                         progress.errors.fetch_add(1, Ordering::Relaxed);

@@ -76,7 +76,9 @@ impl WorkerPool {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 tracing::error!(panic = %what, "request handler panicked");
-                Err(Status::internal("the server failed while handling the request"))
+                Err(Status::internal(
+                    "the server failed while handling the request",
+                ))
             });
             // The caller may have gone (deadline, cancellation): nothing to do.
             let _ = done.send(outcome);
