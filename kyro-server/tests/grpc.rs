@@ -1333,3 +1333,61 @@ async fn sigterm_lets_in_flight_calls_finish_then_exits_zero() {
         .count;
     assert_eq!(count, 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_a_span_per_rpc_and_never_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), "");
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let server = TestServer::start_logging(
+        &data,
+        Some(&config),
+        &["--log-json"],
+        "kyro_server=debug",
+        log.into(),
+    );
+    let mut alice = server.text(&ALICE).await;
+    alice
+        .insert(insert("logged", 1, vector(TEXT_DIM, 1), &[]))
+        .await
+        .unwrap();
+    let _ = alice.search(search("logged", vector(3, 1), 1)).await;
+    assert!(server.stop().success());
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !text.contains(ALICE.key),
+        "the key itself must never be logged"
+    );
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let rpc_events: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["span"]["name"] == "rpc")
+        .collect();
+    let insert_ok = rpc_events
+        .iter()
+        .find(|l| l["span"]["rpc"] == "Insert")
+        .expect("a log event inside the Insert span");
+    assert_eq!(insert_ok["span"]["tenant"], "acme");
+    assert_eq!(insert_ok["span"]["namespace"], "logged");
+    assert_eq!(
+        insert_ok["span"]["key"], "alice",
+        "the key's name, not the key"
+    );
+    let refused = rpc_events
+        .iter()
+        .find(|l| l["span"]["rpc"] == "Search")
+        .expect("a log event inside the Search span");
+    assert!(
+        refused["fields"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("InvalidArgument"),
+        "{refused}"
+    );
+}

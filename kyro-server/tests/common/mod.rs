@@ -100,6 +100,18 @@ pub fn binary() -> &'static str {
 impl TestServer {
     /// Starts a server over `data_dir` with `config` and extra flags.
     pub fn start_with(data_dir: &Path, config: Option<&Path>, flags: &[&str]) -> TestServer {
+        TestServer::start_logging(data_dir, config, flags, "warn", Stdio::inherit())
+    }
+
+    /// [`TestServer::start_with`], logging at `log_level` (a `RUST_LOG`
+    /// directive) to `stderr`.
+    pub fn start_logging(
+        data_dir: &Path,
+        config: Option<&Path>,
+        flags: &[&str],
+        log_level: &str,
+        stderr: Stdio,
+    ) -> TestServer {
         let mut command = Command::new(binary());
         command
             .arg("--data-dir")
@@ -112,10 +124,10 @@ impl TestServer {
             ])
             .args(["--http-listen", "127.0.0.1:0"])
             .args(flags)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         if let Some(config) = config {
             command.arg("--config").arg(config);
         }
