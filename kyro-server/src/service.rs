@@ -26,6 +26,10 @@ use crate::status::from_storage;
 use crate::telemetry;
 use crate::workers::WorkerPool;
 
+/// Refused points a BulkInsert response lists (all are counted in `failed`):
+/// bounds the response of a long stream of bad points.
+pub const MAX_LISTED_ERRORS: usize = 10_000;
+
 /// Points per page when a Scroll leaves `limit` at 0.
 pub const DEFAULT_SCROLL_LIMIT: usize = 100;
 
@@ -360,6 +364,7 @@ impl pb::kyro_server::Kyro for KyroService {
                     check_count("points", received, MAX_BATCH_POINTS)?;
                     let mut writes = Vec::with_capacity(message.points.len());
                     let mut indexes = Vec::with_capacity(message.points.len());
+                    let mut refused = Vec::new();
                     for (i, point) in message.points.into_iter().enumerate() {
                         let index = position + i as u64;
                         match convert::payload_from_wire(
@@ -374,7 +379,7 @@ impl pb::kyro_server::Kyro for KyroService {
                                     payload,
                                 });
                             }
-                            Err(status) => summary.errors.push(pb::ItemError {
+                            Err(status) => refused.push(pb::ItemError {
                                 index,
                                 doc_id: point.doc_id,
                                 message: status.message().to_owned(),
@@ -396,7 +401,7 @@ impl pb::kyro_server::Kyro for KyroService {
                         for ((index, doc_id), outcome) in indexes.into_iter().zip(outcomes) {
                             match outcome {
                                 Ok(()) => summary.inserted += 1,
-                                Err(e) => summary.errors.push(pb::ItemError {
+                                Err(e) => refused.push(pb::ItemError {
                                     index,
                                     doc_id,
                                     message: e.to_string(),
@@ -404,9 +409,11 @@ impl pb::kyro_server::Kyro for KyroService {
                             }
                         }
                     }
+                    refused.sort_by_key(|e| e.index);
+                    summary.failed += refused.len() as u64;
+                    let room = MAX_LISTED_ERRORS.saturating_sub(summary.errors.len());
+                    summary.errors.extend(refused.into_iter().take(room));
                 }
-                summary.errors.sort_by_key(|e| e.index);
-                summary.failed = summary.errors.len() as u64;
                 Ok(summary)
             },
         )

@@ -1391,3 +1391,62 @@ async fn json_logs_carry_a_span_per_rpc_and_never_the_key() {
         "{refused}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_insert_counts_every_refusal_and_lists_a_bounded_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("data"));
+    let mut alice = server.text(&ALICE).await;
+    let messages: Vec<pb::BulkInsertRequest> = (0..2u64)
+        .map(|m| pb::BulkInsertRequest {
+            namespace: "bulk".into(),
+            points: (0..6000u64)
+                .map(|i| {
+                    let doc_id = m * 6000 + i;
+                    // Every 1000th point is good; the rest have 3 dimensions.
+                    let vector = if doc_id % 1000 == 0 {
+                        vector(TEXT_DIM, doc_id)
+                    } else {
+                        vec![1.0, 2.0, 3.0]
+                    };
+                    pb::Point {
+                        doc_id,
+                        vector,
+                        payload: Default::default(),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let reply = alice
+        .bulk_insert(tokio_stream::iter(messages))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.inserted, 12);
+    assert_eq!(reply.failed, 11_988);
+    assert_eq!(reply.errors.len(), 10_000);
+    assert!(reply.errors.windows(2).all(|w| w[0].index < w[1].index));
+    assert_eq!(reply.errors[0].index, 1);
+    // An oversized message is refused as a whole, naming the field.
+    let too_many = pb::BulkInsertRequest {
+        namespace: "bulk".into(),
+        points: (0..10_001u64)
+            .map(|doc_id| pb::Point {
+                doc_id,
+                vector: vec![0.0],
+                payload: Default::default(),
+            })
+            .collect(),
+    };
+    let status = alice
+        .bulk_insert(tokio_stream::iter(vec![too_many]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("points"),
+        "{}",
+        status.message()
+    );
+}
