@@ -165,6 +165,38 @@ pub struct Progress {
     pub stop: AtomicBool,
 }
 
+/// The clock and progress line of one timed run.
+pub struct TimedRun {
+    pub progress: Arc<Progress>,
+    pub started: Instant,
+    pub duration: Duration,
+    line: std::thread::JoinHandle<()>,
+}
+
+impl TimedRun {
+    /// Starts the clock and the progress line for a run of `seconds`.
+    pub fn start(seconds: f64) -> TimedRun {
+        let progress = Arc::new(Progress::default());
+        let started = Instant::now();
+        let duration = Duration::from_secs_f64(seconds);
+        let line = spawn_progress_line(progress.clone(), started, duration);
+        TimedRun {
+            progress,
+            started,
+            duration,
+            line,
+        }
+    }
+
+    /// Stops the progress line; returns how long the run took.
+    pub fn finish(self) -> Duration {
+        let elapsed = self.started.elapsed();
+        self.progress.stop.store(true, Ordering::Relaxed);
+        let _ = self.line.join();
+        elapsed
+    }
+}
+
 /// Prints a progress line every second until `progress.stop` is set.
 pub fn spawn_progress_line(
     progress: Arc<Progress>,

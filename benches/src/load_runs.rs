@@ -12,8 +12,8 @@ use clap::Args;
 use kyro_bench::dataset::{self, Matrix};
 use kyro_bench::groundtruth::exact_knn;
 use kyro_bench::load::{
-    expand_with_jitter, intended_start, print_report, spawn_progress_line, summarize, LoadReport,
-    Mix, Op, Progress, WorkerStats,
+    expand_with_jitter, intended_start, print_report, summarize, LoadReport, Mix, Op, TimedRun,
+    WorkerStats,
 };
 use kyro_bench::stats::mean_recall;
 use kyro_engine::storage::{Instance, InstanceConfig, NamespaceRef, PointWrite, SearchRequest};
@@ -292,10 +292,8 @@ fn run_in_process(
         None => None,
     };
 
-    let progress = Arc::new(Progress::default());
-    let duration = Duration::from_secs_f64(args.duration);
-    let started = Instant::now();
-    let progress_line = spawn_progress_line(progress.clone(), started, duration);
+    let run = TimedRun::start(args.duration);
+    let (progress, started, duration) = (run.progress.clone(), run.started, run.duration);
     let workers = args.concurrency;
     let stats: Vec<WorkerStats> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
@@ -358,9 +356,7 @@ fn run_in_process(
             .map(|h| h.join().expect("load worker panicked"))
             .collect()
     });
-    let elapsed = started.elapsed();
-    progress.stop.store(true, Ordering::Relaxed);
-    let _ = progress_line.join();
+    let elapsed = run.finish();
     let mut merged = WorkerStats::new();
     for s in &stats {
         merged.merge(s);
@@ -491,10 +487,8 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
         None => None,
     };
 
-    let progress = Arc::new(Progress::default());
-    let duration = Duration::from_secs_f64(args.duration);
-    let started = Instant::now();
-    let progress_line = spawn_progress_line(progress.clone(), started, duration);
+    let run = TimedRun::start(args.duration);
+    let (progress, started, duration) = (run.progress.clone(), run.started, run.duration);
     let workers = args.concurrency;
     let mut tasks = Vec::with_capacity(workers);
     for worker in 0..workers {
@@ -584,9 +578,7 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
     for task in tasks {
         merged.merge(&task.await.context("a load worker failed")?);
     }
-    let elapsed = started.elapsed();
-    progress.stop.store(true, Ordering::Relaxed);
-    let _ = progress_line.join();
+    let elapsed = run.finish();
     let outcome = RunOutcome {
         mode: "grpc",
         target: address,
