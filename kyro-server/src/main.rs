@@ -195,6 +195,7 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
         runtime.worker_threads(config.limits.io_threads);
     }
     let runtime = runtime.enable_all().thread_name("kyro-io").build()?;
+    let auth_enabled = config.auth.enabled;
     runtime.block_on(async move {
         let started = server::start(config).await?;
         // Machine-readable lines on stdout (tests and scripts read them);
@@ -202,6 +203,12 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         if let Some(key) = &started.bootstrap_key {
             writeln!(out, "admin key (shown once, stored hashed): {key}")?;
+        }
+        if !auth_enabled {
+            writeln!(
+                out,
+                "WARNING: authentication is DISABLED (auth.enabled = false): anyone who can reach the ports is an admin. Local development only."
+            )?;
         }
         for (name, address) in &started.grpc_addresses {
             writeln!(out, "listening: {name} grpc {address}")?;

@@ -1048,6 +1048,14 @@ async fn auth_can_be_switched_off_explicitly() {
     let data = dir.path().join("data");
     let server = TestServer::start_with(&data, None, &["--set", "auth.enabled=false"]);
     assert!(server.bootstrap_key.is_none());
+    assert!(
+        server
+            .startup_lines
+            .iter()
+            .any(|l| l.starts_with("WARNING: authentication is DISABLED")),
+        "{:?}",
+        server.startup_lines
+    );
     let mut anonymous = connect(server.text, None, None).await;
     anonymous
         .insert(insert("dev", 1, vector(TEXT_DIM, 1), &[]))

@@ -90,6 +90,8 @@ pub struct TestServer {
     pub image: SocketAddr,
     pub http: SocketAddr,
     pub bootstrap_key: Option<String>,
+    /// What the server printed on stdout before `ready`.
+    pub startup_lines: Vec<String>,
     stdout_lines: mpsc::Receiver<String>,
 }
 
@@ -150,6 +152,7 @@ impl TestServer {
             image: "0.0.0.0:0".parse().unwrap(),
             http: "0.0.0.0:0".parse().unwrap(),
             bootstrap_key: None,
+            startup_lines: Vec::new(),
             stdout_lines: lines,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -165,6 +168,7 @@ impl TestServer {
             if line == "ready" {
                 break;
             }
+            server.startup_lines.push(line.clone());
             if let Some(key) = line.strip_prefix("admin key (shown once, stored hashed): ") {
                 server.bootstrap_key = Some(key.to_owned());
             }
