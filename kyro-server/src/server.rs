@@ -222,6 +222,10 @@ impl StartedServer {
         self.http_state.ready.store(false, Ordering::Release);
         for reporter in &self.health {
             reporter.set_not_serving::<KyroServer<KyroService>>().await;
+            // "" is the whole server's status.
+            reporter
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
         }
         let _ = self.stop.send(true);
         let drain = async {

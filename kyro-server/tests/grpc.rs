@@ -517,6 +517,17 @@ async fn keys_reach_only_their_tenant_and_scopes() {
         reply.status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+    let whole = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        whole.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
     let services = list_services_by_reflection(server.text).await;
     assert!(
         services.contains(&"kyro.v1.Kyro".to_owned()),
