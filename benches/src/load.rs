@@ -125,6 +125,32 @@ impl WorkerStats {
         }
     }
 
+    /// Records one finished call of `op` that began at `begun` and carried
+    /// `ops` operations (a batch: each gets the call's latency), and counts it
+    /// in `progress`.
+    pub fn record_call(
+        &mut self,
+        progress: &Progress,
+        op: Op,
+        ops: usize,
+        begun: Instant,
+        outcome: Result<(), String>,
+    ) {
+        match outcome {
+            Ok(()) => {
+                let elapsed = begun.elapsed();
+                for _ in 0..ops {
+                    self.record(op, elapsed);
+                }
+            }
+            Err(message) => {
+                self.error(op, message);
+                progress.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        progress.done.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn merge(&mut self, other: &WorkerStats) {
         for op in Op::ALL {
             let _ = self.latency[op.index()].add(&other.latency[op.index()]);
@@ -430,6 +456,32 @@ mod tests {
         let get = summary.iter().find(|s| s.op == Op::Get).unwrap();
         assert_eq!((get.count, get.errors), (0, 1));
         assert_eq!(a.first_error.as_deref(), Some("get: boom"));
+    }
+
+    #[test]
+    fn calls_count_their_operations_and_progress() {
+        let progress = Progress::default();
+        let mut stats = WorkerStats::new();
+        stats.record_call(&progress, Op::Search, 8, Instant::now(), Ok(()));
+        stats.record_call(
+            &progress,
+            Op::Get,
+            1,
+            Instant::now(),
+            Err("NotFound".into()),
+        );
+        assert_eq!(
+            stats.latency[Op::Search.index()].len(),
+            8,
+            "a batch of 8 is 8 searches"
+        );
+        assert_eq!(stats.errors[Op::Get.index()], 1);
+        assert_eq!(
+            progress.done.load(Ordering::Relaxed),
+            2,
+            "progress counts calls"
+        );
+        assert_eq!(progress.errors.load(Ordering::Relaxed), 1);
     }
 
     #[test]

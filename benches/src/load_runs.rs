@@ -3,7 +3,6 @@
 //! this process (the baseline the gRPC figures are compared with).
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -276,10 +275,7 @@ fn run_in_process(
         );
     }
     let search = |query: &[f32]| -> Result<Vec<u64>> {
-        let mut request = SearchRequest::new(query, args.k);
-        request.ef = args.ef;
-        request.with_payload = false;
-        let response = instance.search(target, &request)?;
+        let response = instance.search(target, &engine_search_request(args, query))?;
         Ok(response.hits.iter().map(|h| h.doc_id).collect())
     };
     let recall = match &workload.truth {
@@ -318,9 +314,7 @@ fn run_in_process(
                         let outcome = match op {
                             Op::Search => {
                                 let q = (worker + n as usize * workers) % queries.rows();
-                                let mut request = SearchRequest::new(queries.row(q), args.k);
-                                request.ef = args.ef;
-                                request.with_payload = false;
+                                let request = engine_search_request(args, queries.row(q));
                                 instance.search(target, &request).map(|_| ())
                             }
                             Op::Insert => {
@@ -337,14 +331,8 @@ fn run_in_process(
                                 instance.get(target, &[doc_id], false, true).map(|_| ())
                             }
                         };
-                        match outcome {
-                            Ok(()) => stats.record(op, begun.elapsed()),
-                            Err(e) => {
-                                stats.error(op, e.to_string());
-                                progress.errors.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        progress.done.fetch_add(1, Ordering::Relaxed);
+                        let outcome = outcome.map_err(|e| e.to_string());
+                        stats.record_call(&progress, op, 1, begun, outcome);
                         n += 1;
                     }
                     stats
@@ -419,6 +407,16 @@ async fn clients(args: &LoadArgs, address: &str) -> Result<Vec<Client>> {
     Ok(clients)
 }
 
+/// The engine search every in-process search sends.
+fn engine_search_request<'a>(args: &LoadArgs, query: &'a [f32]) -> SearchRequest<'a> {
+    let mut request = SearchRequest::new(query, args.k);
+    request.ef = args.ef;
+    request.with_payload = false;
+    request
+}
+
+/// The wire search every gRPC search sends (the load loop reuses it as a
+/// template, changing only the vector).
 fn search_request(args: &LoadArgs, vector: Vec<f32>) -> pb::SearchRequest {
     pb::SearchRequest {
         namespace: args.namespace.clone(),
@@ -496,7 +494,8 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
         let progress = progress.clone();
         let base = workload.base.clone();
         let queries = workload.queries.clone();
-        let (k, ef, namespace, rate) = (args.k, args.ef, args.namespace.clone(), args.rate);
+        let (namespace, rate) = (args.namespace.clone(), args.rate);
+        let search_template = search_request(args, Vec::new());
         let batch = args.batch.max(1);
         tasks.push(tokio::spawn(async move {
             let mut stats = WorkerStats::new();
@@ -517,12 +516,8 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
                         let search = |i: usize| {
                             let q = (worker + (n as usize * batch + i) * workers) % queries.rows();
                             pb::SearchRequest {
-                                namespace: namespace.clone(),
                                 vector: queries.row(q).to_vec(),
-                                k: k as u32,
-                                ef: ef.unwrap_or(0) as u32,
-                                with_payload: Some(false),
-                                ..Default::default()
+                                ..search_template.clone()
                             }
                         };
                         if batch > 1 {
@@ -556,19 +551,9 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
                 };
                 // A batch counts as `batch` searches, each with the call's latency.
                 let searches = if op == Op::Search { batch } else { 1 };
-                match outcome {
-                    Ok(()) => {
-                        let elapsed = begun.elapsed();
-                        for _ in 0..searches {
-                            stats.record(op, elapsed);
-                        }
-                    }
-                    Err(status) => {
-                        stats.error(op, format!("{:?}: {}", status.code(), status.message()));
-                        progress.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                progress.done.fetch_add(1, Ordering::Relaxed);
+                let outcome =
+                    outcome.map_err(|status| format!("{:?}: {}", status.code(), status.message()));
+                stats.record_call(&progress, op, searches, begun, outcome);
                 n += 1;
             }
             stats
