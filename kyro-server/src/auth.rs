@@ -18,6 +18,8 @@ use thiserror::Error;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
+use kyro_engine::storage::request::validate_name;
+
 use crate::config::KeyEntry;
 
 /// Metadata entry a `service` key names the tenant it acts for in.
@@ -79,9 +81,7 @@ impl ApiKey {
         if entry.name.is_empty() {
             return Err("name: must not be empty".to_owned());
         }
-        kyro_engine::storage::NamespaceRef::new(&entry.tenant, "x")
-            .validate()
-            .map_err(|e| e.to_string())?;
+        validate_name("tenant", &entry.tenant).map_err(|e| e.to_string())?;
         let mut scopes = Vec::new();
         for scope in &entry.scopes {
             scopes.push(Scope::parse(scope).ok_or_else(|| {
@@ -335,8 +335,7 @@ impl KeyRing {
                     Scope::Service,
                     &format!("acting for another tenant ({TENANT_HEADER})"),
                 )?;
-                kyro_engine::storage::NamespaceRef::new(tenant, "x")
-                    .validate()
+                validate_name("tenant", tenant)
                     .map_err(|e| Status::invalid_argument(format!("{TENANT_HEADER}: {e}")))?;
                 caller.tenant = tenant.to_owned();
             }

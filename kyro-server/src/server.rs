@@ -71,6 +71,14 @@ fn tls_config(config: &ServerConfig) -> anyhow::Result<Option<ServerTlsConfig>> 
     Ok(Some(tls))
 }
 
+/// Reflection over the Kyro and health services (grpcurl and other tools
+/// ask either protocol version).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(kyro_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
 /// Opens the instances and binds and starts every listener.
 pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
     let metrics = metrics_handle()?;
@@ -117,6 +125,13 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
     let mut grpc_addresses = Vec::new();
     let mut grpc_tasks = Vec::new();
     let mut health = Vec::new();
+    // Reflection describes the same services on every port: build it once.
+    let reflection_v1 = reflection()
+        .build_v1()
+        .context("building gRPC reflection")?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .context("building gRPC reflection")?;
     for (name, instance) in &opened {
         let address = config.listen_address(name)?;
         let listener = TcpListener::bind(address)
@@ -138,16 +153,6 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         });
         let (reporter, health_service) = tonic_health::server::health_reporter();
         reporter.set_serving::<KyroServer<KyroService>>().await;
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(kyro_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("building gRPC reflection")?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(kyro_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()
-            .context("building gRPC reflection")?;
         let kyro = KyroServer::new(KyroService::new(context))
             .max_decoding_message_size(config.limits.max_message_bytes)
             .max_encoding_message_size(config.limits.max_message_bytes);
@@ -159,8 +164,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         }
         let router = builder
             .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_service(reflection_v1.clone())
+            .add_service(reflection_v1alpha.clone())
             .add_service(kyro);
         let mut stopped = stopped.clone();
         let shutdown = async move {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kyro_engine::payload::Filter;
-use kyro_engine::storage::request::{MAX_BATCH_POINTS, MAX_SCROLL_LIMIT};
+use kyro_engine::storage::request::{validate_name, MAX_BATCH_POINTS, MAX_SCROLL_LIMIT};
 use kyro_engine::storage::{Instance, NamespaceRef, PayloadUpdate, PointWrite, SearchRequest};
 use kyro_proto::v1 as pb;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use crate::auth::{Caller, KeyRing, Scope};
 use crate::convert::{self, invalid};
-use crate::status::from_storage;
+use crate::status::{from_engine, from_storage};
 use crate::telemetry;
 use crate::workers::WorkerPool;
 
@@ -301,19 +301,12 @@ fn snapshot_name(requested: String) -> Result<String, Status> {
             .unwrap_or_default();
         return Ok(format!("snapshot-{millis}"));
     }
-    let valid = requested.len() <= 64
-        && !requested.starts_with('.')
-        && requested
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if valid {
-        Ok(requested)
-    } else {
-        Err(invalid(
-            "name",
-            "must be 1..=64 bytes of [A-Za-z0-9_.-], not starting with '.'",
-        ))
+    validate_name("name", &requested).map_err(from_engine)?;
+    // Names are directory names: no `.`, `..` or hidden directories.
+    if requested.starts_with('.') {
+        return Err(invalid("name", "must not start with '.'"));
     }
+    Ok(requested)
 }
 
 #[tonic::async_trait]

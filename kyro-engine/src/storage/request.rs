@@ -42,7 +42,9 @@ impl fmt::Display for NamespaceRef<'_> {
     }
 }
 
-fn validate_name(field: &'static str, name: &str) -> Result<(), EngineError> {
+/// Checks a name of the data model (tenant, namespace, snapshot): 1 to
+/// [`MAX_NAME_BYTES`] bytes of `[A-Za-z0-9_.-]`; errors name `field`.
+pub fn validate_name(field: &'static str, name: &str) -> Result<(), EngineError> {
     let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
         return Err(EngineError::InvalidParameter {
