@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use kyro_bench::dataset::{self, Matrix};
 use kyro_bench::groundtruth::exact_knn;
+use kyro_bench::h2_client::H2GrpcClient;
 use kyro_bench::load::{
     expand_with_jitter, intended_start, print_report, summarize, LoadReport, Mix, Op, TimedRun,
     WorkerStats,
@@ -97,6 +98,11 @@ pub struct LoadArgs {
     /// gRPC connections the workers share.
     #[arg(long, default_value_t = 2)]
     connections: usize,
+    /// gRPC client of the timed calls: `h2`, the lean client of
+    /// `h2_client.rs` (one write per call), or `tonic`'s `Channel` (three).
+    /// Preload, flush and the recall pass always use tonic.
+    #[arg(long, value_enum, default_value_t = ClientKind::H2)]
+    client: ClientKind,
     /// Client runtime threads (gRPC mode). The default, 1, runs the client
     /// on a current-thread runtime: measured on 2 cores it costs the box
     /// about 52 µs of CPU per search against 86 µs with 2 threads, CPU the
@@ -383,14 +389,23 @@ impl tonic::service::Interceptor for KeyInterceptor {
 
 type Client = KyroClient<InterceptedService<Channel, KeyInterceptor>>;
 
+/// Which gRPC client makes the timed calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ClientKind {
+    H2,
+    Tonic,
+}
+
+/// The `authorization` value for `--key`.
+fn bearer(args: &LoadArgs) -> Option<String> {
+    args.key.as_ref().map(|key| format!("Bearer {key}"))
+}
+
 async fn clients(args: &LoadArgs, address: &str) -> Result<Vec<Client>> {
-    let key = match &args.key {
-        Some(key) => Some(
-            AsciiMetadataValue::try_from(format!("Bearer {key}"))
-                .context("--key: must be ASCII")?,
-        ),
-        None => None,
-    };
+    let key = bearer(args)
+        .map(AsciiMetadataValue::try_from)
+        .transpose()
+        .context("--key: must be ASCII")?;
     let mut clients = Vec::new();
     for _ in 0..args.connections.max(1) {
         let channel = Channel::from_shared(address.to_owned())
@@ -405,6 +420,91 @@ async fn clients(args: &LoadArgs, address: &str) -> Result<Vec<Client>> {
         );
     }
     Ok(clients)
+}
+
+/// A client of the timed loop: the calls it makes, over either client.
+#[derive(Clone)]
+enum LoadClient {
+    Tonic(Client),
+    H2(H2GrpcClient),
+}
+
+impl LoadClient {
+    async fn connect_all(
+        args: &LoadArgs,
+        address: &str,
+        tonic_clients: &[Client],
+    ) -> Result<Vec<LoadClient>> {
+        match args.client {
+            ClientKind::Tonic => Ok(tonic_clients
+                .iter()
+                .cloned()
+                .map(LoadClient::Tonic)
+                .collect()),
+            ClientKind::H2 => {
+                let key = bearer(args)
+                    .map(http::HeaderValue::try_from)
+                    .transpose()
+                    .context("--key: not a valid header value")?;
+                let mut clients = Vec::new();
+                for _ in 0..args.connections.max(1) {
+                    let client = H2GrpcClient::connect(address, key.clone())
+                        .await
+                        .with_context(|| format!("connecting to {address}"))?;
+                    clients.push(LoadClient::H2(client));
+                }
+                Ok(clients)
+            }
+        }
+    }
+
+    async fn search(&mut self, request: pb::SearchRequest) -> Result<(), String> {
+        match self {
+            LoadClient::Tonic(c) => c.search(request).await.map(drop).map_err(status_text),
+            LoadClient::H2(c) => c
+                .unary::<_, pb::SearchResponse>("/kyro.v1.Kyro/Search", &request)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn batch_search(&mut self, request: pb::BatchSearchRequest) -> Result<(), String> {
+        match self {
+            LoadClient::Tonic(c) => c.batch_search(request).await.map(drop).map_err(status_text),
+            LoadClient::H2(c) => c
+                .unary::<_, pb::BatchSearchResponse>("/kyro.v1.Kyro/BatchSearch", &request)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn insert(&mut self, request: pb::InsertRequest) -> Result<(), String> {
+        match self {
+            LoadClient::Tonic(c) => c.insert(request).await.map(drop).map_err(status_text),
+            LoadClient::H2(c) => c
+                .unary::<_, pb::InsertResponse>("/kyro.v1.Kyro/Insert", &request)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn get(&mut self, request: pb::GetRequest) -> Result<(), String> {
+        match self {
+            LoadClient::Tonic(c) => c.get(request).await.map(drop).map_err(status_text),
+            LoadClient::H2(c) => c
+                .unary::<_, pb::GetResponse>("/kyro.v1.Kyro/Get", &request)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+fn status_text(status: tonic::Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
 }
 
 /// The engine search every in-process search sends.
@@ -485,12 +585,13 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
         None => None,
     };
 
+    let load_clients = LoadClient::connect_all(args, &address, &clients).await?;
     let run = TimedRun::start(args.duration);
     let (progress, started, duration) = (run.progress.clone(), run.started, run.duration);
     let workers = args.concurrency;
     let mut tasks = Vec::with_capacity(workers);
     for worker in 0..workers {
-        let mut client = clients[worker % clients.len()].clone();
+        let mut client = load_clients[worker % load_clients.len()].clone();
         let progress = progress.clone();
         let base = workload.base.clone();
         let queries = workload.queries.clone();
@@ -524,9 +625,9 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
                             let request = pb::BatchSearchRequest {
                                 searches: (0..batch).map(search).collect(),
                             };
-                            client.batch_search(request).await.map(|_| ())
+                            client.batch_search(request).await
                         } else {
-                            client.search(search(0)).await.map(|_| ())
+                            client.search(search(0)).await
                         }
                     }
                     Op::Insert => {
@@ -537,7 +638,7 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
                             vector: base.row(row).to_vec(),
                             payload: Default::default(),
                         };
-                        client.insert(request).await.map(|_| ())
+                        client.insert(request).await
                     }
                     Op::Get => {
                         let request = pb::GetRequest {
@@ -546,13 +647,11 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
                             with_vector: false,
                             with_payload: Some(true),
                         };
-                        client.get(request).await.map(|_| ())
+                        client.get(request).await
                     }
                 };
                 // A batch counts as `batch` searches, each with the call's latency.
                 let searches = if op == Op::Search { batch } else { 1 };
-                let outcome =
-                    outcome.map_err(|status| format!("{:?}: {}", status.code(), status.message()));
                 stats.record_call(&progress, op, searches, begun, outcome);
                 n += 1;
             }

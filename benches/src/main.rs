@@ -33,6 +33,11 @@ use kyro_bench::stats::{human_bytes, peak_rss_bytes};
 use kyro_bench::synthetic::{self, SyntheticSpec};
 use kyro_bench::traces::TraceKind;
 
+/// The same allocator as `kyro-server`, so that in-process baselines and
+/// server figures differ only by what the server adds.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod load_runs;
 mod storage_runs;
 

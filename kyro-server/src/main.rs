@@ -10,6 +10,11 @@ use kyro_server::auth::{generate_key, hash_key, KeysFile};
 use kyro_server::config::{KeyEntry, ServerConfig};
 use kyro_server::{server, telemetry};
 
+/// mimalloc instead of glibc's allocator: request handling allocates and
+/// frees many small buffers across threads (measured in docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// KyroDB's gRPC server. Settings come from built-in defaults, then the
 /// TOML file, then `KYRO__SECTION__KEY` environment variables, then flags.
 #[derive(Debug, Parser)]

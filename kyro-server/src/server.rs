@@ -144,6 +144,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
             keys: keys.clone(),
             auth_enabled: config.auth.enabled,
             workers: workers.clone(),
+            metrics: telemetry::RequestMetrics::new(name),
             limiter: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
             max_concurrent_requests: config.limits.max_concurrent_requests,
             default_timeout: config.default_timeout(),

@@ -18,12 +18,12 @@ use kyro_proto::v1 as pb;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status, Streaming};
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::auth::{Caller, KeyRing, Scope};
 use crate::convert::{self, invalid};
 use crate::status::{from_engine, from_storage};
-use crate::telemetry;
+use crate::telemetry::{RequestMetrics, Rpc};
 use crate::workers::WorkerPool;
 
 /// Refused points a BulkInsert response lists (all are counted in `failed`):
@@ -42,6 +42,8 @@ pub struct InstanceContext {
     /// `false` only when auth was explicitly switched off.
     pub auth_enabled: bool,
     pub workers: Arc<WorkerPool>,
+    /// The instance's request counters and latency histograms.
+    pub metrics: RequestMetrics,
     /// Permits for requests in flight; empty means shed.
     pub limiter: Arc<Semaphore>,
     pub max_concurrent_requests: usize,
@@ -85,7 +87,7 @@ impl KyroService {
             .clone()
             .try_acquire_owned()
             .map_err(|_| {
-                telemetry::record_shed(&self.context.name);
+                self.context.metrics.record_shed();
                 Status::resource_exhausted(format!(
                     "instance {} is at its limit of {} concurrent requests; retry with backoff",
                     self.context.name, self.context.max_concurrent_requests
@@ -113,7 +115,7 @@ impl KyroService {
     /// Runs one RPC: see the module documentation.
     async fn handle<Req, Resp, F, Fut>(
         &self,
-        rpc: &'static str,
+        rpc: Rpc,
         namespace: &str,
         request: Request<Req>,
         handler: F,
@@ -130,7 +132,7 @@ impl KyroService {
     /// applies when the client sets none.
     async fn handle_with<Req, Resp, F, Fut>(
         &self,
-        rpc: &'static str,
+        rpc: Rpc,
         namespace: &str,
         request: Request<Req>,
         default_deadline: DefaultDeadline,
@@ -141,19 +143,12 @@ impl KyroService {
         Fut: Future<Output = Result<Resp, Status>>,
     {
         let started = Instant::now();
-        let span = tracing::info_span!(
-            "rpc",
-            instance = %self.context.name,
-            rpc,
-            namespace,
-            tenant = tracing::field::Empty,
-            key = tracing::field::Empty,
-        );
+        // Authenticate before opening the span so that it gets every field
+        // at once: recording fields into an open span formats them again.
+        let caller = self.authenticate(request.metadata());
+        let span = rpc_span(&self.context.name, rpc, namespace, caller.as_ref().ok());
         let result = async {
-            let caller = self.authenticate(request.metadata())?;
-            let current = tracing::Span::current();
-            current.record("tenant", caller.tenant.as_str());
-            current.record("key", caller.key_name.as_str());
+            let caller = caller?;
             let _permit = self.admit()?;
             let deadline = self.deadline(request.metadata(), started, default_deadline);
             let call = Call { caller, deadline };
@@ -171,7 +166,7 @@ impl KyroService {
         .await;
         let elapsed = started.elapsed();
         let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
-        telemetry::record_request(&self.context.name, rpc, code, elapsed);
+        self.context.metrics.record(rpc, code, elapsed);
         span.in_scope(|| match &result {
             Ok(_) => tracing::debug!(elapsed_us = elapsed.as_micros() as u64, "ok"),
             Err(status) if code == Code::Internal => {
@@ -182,6 +177,30 @@ impl KyroService {
             }
         });
         result.map(Response::new)
+    }
+}
+
+/// The span of one RPC; `tenant` and `key` (the key's name, never the key)
+/// are left empty when the caller did not authenticate.
+fn rpc_span(instance: &str, rpc: Rpc, namespace: &str, caller: Option<&Caller>) -> Span {
+    let rpc = rpc.name();
+    match caller {
+        Some(caller) => tracing::info_span!(
+            "rpc",
+            instance,
+            rpc,
+            namespace,
+            tenant = caller.tenant.as_str(),
+            key = caller.key_name.as_str(),
+        ),
+        None => tracing::info_span!(
+            "rpc",
+            instance,
+            rpc,
+            namespace,
+            tenant = tracing::field::Empty,
+            key = tracing::field::Empty,
+        ),
     }
 }
 
@@ -316,25 +335,30 @@ impl pb::kyro_server::Kyro for KyroService {
         request: Request<pb::InsertRequest>,
     ) -> Result<Response<pb::InsertResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
-        self.handle("Insert", &namespace, request, |ctx, call, req| async move {
-            call.caller.require(Scope::Write, "Insert")?;
-            let payload = convert::payload_from_wire("payload", req.payload)?;
-            let doc_id = req.doc_id;
-            ctx.workers
-                .clone()
-                .run(call.deadline, move || {
-                    let point = PointWrite {
-                        doc_id,
-                        vector: req.vector,
-                        payload,
-                    };
-                    ctx.instance
-                        .insert(target(&call.caller, &req.namespace), point)
-                        .map_err(from_storage)
-                })
-                .await?;
-            Ok(pb::InsertResponse { doc_id })
-        })
+        self.handle(
+            Rpc::Insert,
+            &namespace,
+            request,
+            |ctx, call, req| async move {
+                call.caller.require(Scope::Write, "Insert")?;
+                let payload = convert::payload_from_wire("payload", req.payload)?;
+                let doc_id = req.doc_id;
+                ctx.workers
+                    .clone()
+                    .run(call.deadline, move || {
+                        let point = PointWrite {
+                            doc_id,
+                            vector: req.vector,
+                            payload,
+                        };
+                        ctx.instance
+                            .insert(target(&call.caller, &req.namespace), point)
+                            .map_err(from_storage)
+                    })
+                    .await?;
+                Ok(pb::InsertResponse { doc_id })
+            },
+        )
         .await
     }
 
@@ -343,7 +367,7 @@ impl pb::kyro_server::Kyro for KyroService {
         request: Request<Streaming<pb::BulkInsertRequest>>,
     ) -> Result<Response<pb::BulkInsertResponse>, Status> {
         self.handle_with(
-            "BulkInsert",
+            Rpc::BulkInsert,
             "",
             request,
             DefaultDeadline::ClientOnly,
@@ -418,7 +442,7 @@ impl pb::kyro_server::Kyro for KyroService {
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
-        self.handle("Get", &namespace, request, |ctx, call, req| async move {
+        self.handle(Rpc::Get, &namespace, request, |ctx, call, req| async move {
             call.caller.require(Scope::Read, "Get")?;
             let doc_id = req.doc_id;
             let name = req.namespace.clone();
@@ -455,7 +479,7 @@ impl pb::kyro_server::Kyro for KyroService {
     ) -> Result<Response<pb::BulkGetResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
         self.handle(
-            "BulkGet",
+            Rpc::BulkGet,
             &namespace,
             request,
             |ctx, call, req| async move {
@@ -496,7 +520,7 @@ impl pb::kyro_server::Kyro for KyroService {
     ) -> Result<Response<pb::UpdatePayloadResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
         self.handle(
-            "UpdatePayload",
+            Rpc::UpdatePayload,
             &namespace,
             request,
             |ctx, call, req| async move {
@@ -527,22 +551,27 @@ impl pb::kyro_server::Kyro for KyroService {
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
-        self.handle("Delete", &namespace, request, |ctx, call, req| async move {
-            call.caller.require(Scope::Write, "Delete")?;
-            check_count("doc_ids", req.doc_ids.len(), MAX_BATCH_POINTS)?;
-            let deleted = ctx
-                .workers
-                .clone()
-                .run(call.deadline, move || {
-                    ctx.instance
-                        .delete(target(&call.caller, &req.namespace), &req.doc_ids)
-                        .map_err(from_storage)
+        self.handle(
+            Rpc::Delete,
+            &namespace,
+            request,
+            |ctx, call, req| async move {
+                call.caller.require(Scope::Write, "Delete")?;
+                check_count("doc_ids", req.doc_ids.len(), MAX_BATCH_POINTS)?;
+                let deleted = ctx
+                    .workers
+                    .clone()
+                    .run(call.deadline, move || {
+                        ctx.instance
+                            .delete(target(&call.caller, &req.namespace), &req.doc_ids)
+                            .map_err(from_storage)
+                    })
+                    .await?;
+                Ok(pb::DeleteResponse {
+                    deleted: deleted as u64,
                 })
-                .await?;
-            Ok(pb::DeleteResponse {
-                deleted: deleted as u64,
-            })
-        })
+            },
+        )
         .await
     }
 
@@ -552,7 +581,7 @@ impl pb::kyro_server::Kyro for KyroService {
     ) -> Result<Response<pb::DeleteByFilterResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
         self.handle(
-            "DeleteByFilter",
+            Rpc::DeleteByFilter,
             &namespace,
             request,
             |ctx, call, req| async move {
@@ -585,16 +614,21 @@ impl pb::kyro_server::Kyro for KyroService {
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
-        self.handle("Search", &namespace, request, |ctx, call, req| async move {
-            call.caller.require(Scope::Read, "Search")?;
-            let search = PreparedSearch::from_wire(req)?;
-            ctx.workers
-                .clone()
-                .run(call.deadline, move || {
-                    search.run(&ctx.instance, &call.caller.tenant)
-                })
-                .await
-        })
+        self.handle(
+            Rpc::Search,
+            &namespace,
+            request,
+            |ctx, call, req| async move {
+                call.caller.require(Scope::Read, "Search")?;
+                let search = PreparedSearch::from_wire(req)?;
+                ctx.workers
+                    .clone()
+                    .run(call.deadline, move || {
+                        search.run(&ctx.instance, &call.caller.tenant)
+                    })
+                    .await
+            },
+        )
         .await
     }
 
@@ -602,7 +636,7 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::BatchSearchRequest>,
     ) -> Result<Response<pb::BatchSearchResponse>, Status> {
-        self.handle("BatchSearch", "", request, |ctx, call, req| async move {
+        self.handle(Rpc::BatchSearch, "", request, |ctx, call, req| async move {
             call.caller.require(Scope::Read, "BatchSearch")?;
             if req.searches.is_empty() {
                 return Err(invalid("searches", "needs at least one search"));
@@ -640,20 +674,25 @@ impl pb::kyro_server::Kyro for KyroService {
         request: Request<pb::CountRequest>,
     ) -> Result<Response<pb::CountResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
-        self.handle("Count", &namespace, request, |ctx, call, req| async move {
-            call.caller.require(Scope::Read, "Count")?;
-            let filter = convert::optional_filter(req.filter)?;
-            let count = ctx
-                .workers
-                .clone()
-                .run(call.deadline, move || {
-                    ctx.instance
-                        .count(target(&call.caller, &req.namespace), filter.as_ref())
-                        .map_err(from_storage)
-                })
-                .await?;
-            Ok(pb::CountResponse { count })
-        })
+        self.handle(
+            Rpc::Count,
+            &namespace,
+            request,
+            |ctx, call, req| async move {
+                call.caller.require(Scope::Read, "Count")?;
+                let filter = convert::optional_filter(req.filter)?;
+                let count = ctx
+                    .workers
+                    .clone()
+                    .run(call.deadline, move || {
+                        ctx.instance
+                            .count(target(&call.caller, &req.namespace), filter.as_ref())
+                            .map_err(from_storage)
+                    })
+                    .await?;
+                Ok(pb::CountResponse { count })
+            },
+        )
         .await
     }
 
@@ -662,44 +701,49 @@ impl pb::kyro_server::Kyro for KyroService {
         request: Request<pb::ScrollRequest>,
     ) -> Result<Response<pb::ScrollResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
-        self.handle("Scroll", &namespace, request, |ctx, call, req| async move {
-            call.caller.require(Scope::Read, "Scroll")?;
-            let filter = convert::optional_filter(req.filter)?;
-            let limit = match req.limit as usize {
-                0 => DEFAULT_SCROLL_LIMIT,
-                n if n > MAX_SCROLL_LIMIT => {
-                    return Err(invalid(
-                        "limit",
-                        format!("must be at most {MAX_SCROLL_LIMIT}, got {n}"),
-                    ))
-                }
-                n => n,
-            };
-            ctx.workers
-                .clone()
-                .run(call.deadline, move || {
-                    let page = ctx
-                        .instance
-                        .scroll(
-                            target(&call.caller, &req.namespace),
-                            filter.as_ref(),
-                            req.after_doc_id,
-                            limit,
-                            req.with_vector,
-                            req.with_payload.unwrap_or(true),
-                        )
-                        .map_err(from_storage)?;
-                    Ok(pb::ScrollResponse {
-                        points: page
-                            .points
-                            .into_iter()
-                            .map(convert::record_to_wire)
-                            .collect(),
-                        next_after_doc_id: page.next_after,
+        self.handle(
+            Rpc::Scroll,
+            &namespace,
+            request,
+            |ctx, call, req| async move {
+                call.caller.require(Scope::Read, "Scroll")?;
+                let filter = convert::optional_filter(req.filter)?;
+                let limit = match req.limit as usize {
+                    0 => DEFAULT_SCROLL_LIMIT,
+                    n if n > MAX_SCROLL_LIMIT => {
+                        return Err(invalid(
+                            "limit",
+                            format!("must be at most {MAX_SCROLL_LIMIT}, got {n}"),
+                        ))
+                    }
+                    n => n,
+                };
+                ctx.workers
+                    .clone()
+                    .run(call.deadline, move || {
+                        let page = ctx
+                            .instance
+                            .scroll(
+                                target(&call.caller, &req.namespace),
+                                filter.as_ref(),
+                                req.after_doc_id,
+                                limit,
+                                req.with_vector,
+                                req.with_payload.unwrap_or(true),
+                            )
+                            .map_err(from_storage)?;
+                        Ok(pb::ScrollResponse {
+                            points: page
+                                .points
+                                .into_iter()
+                                .map(convert::record_to_wire)
+                                .collect(),
+                            next_after_doc_id: page.next_after,
+                        })
                     })
-                })
-                .await
-        })
+                    .await
+            },
+        )
         .await
     }
 
@@ -707,27 +751,32 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::ListNamespacesRequest>,
     ) -> Result<Response<pb::ListNamespacesResponse>, Status> {
-        self.handle("ListNamespaces", "", request, |ctx, call, req| async move {
-            call.caller.require(Scope::Read, "ListNamespaces")?;
-            let tenant = if req.tenant == "*" {
-                call.caller
-                    .require(Scope::Admin, "ListNamespaces of every tenant")?;
-                None
-            } else {
-                Some(
+        self.handle(
+            Rpc::ListNamespaces,
+            "",
+            request,
+            |ctx, call, req| async move {
+                call.caller.require(Scope::Read, "ListNamespaces")?;
+                let tenant = if req.tenant == "*" {
                     call.caller
-                        .tenant_for(&req.tenant, "ListNamespaces")?
-                        .to_owned(),
-                )
-            };
-            let namespaces = ctx.instance.list_namespaces(tenant.as_deref());
-            Ok(pb::ListNamespacesResponse {
-                namespaces: namespaces
-                    .into_iter()
-                    .map(convert::namespace_to_wire)
-                    .collect(),
-            })
-        })
+                        .require(Scope::Admin, "ListNamespaces of every tenant")?;
+                    None
+                } else {
+                    Some(
+                        call.caller
+                            .tenant_for(&req.tenant, "ListNamespaces")?
+                            .to_owned(),
+                    )
+                };
+                let namespaces = ctx.instance.list_namespaces(tenant.as_deref());
+                Ok(pb::ListNamespacesResponse {
+                    namespaces: namespaces
+                        .into_iter()
+                        .map(convert::namespace_to_wire)
+                        .collect(),
+                })
+            },
+        )
         .await
     }
 
@@ -737,7 +786,7 @@ impl pb::kyro_server::Kyro for KyroService {
     ) -> Result<Response<pb::DropNamespaceResponse>, Status> {
         let namespace = request.get_ref().namespace.clone();
         self.handle(
-            "DropNamespace",
+            Rpc::DropNamespace,
             &namespace,
             request,
             |ctx, call, req| async move {
@@ -768,7 +817,7 @@ impl pb::kyro_server::Kyro for KyroService {
         let namespace = request.get_ref().namespace.clone();
         let client_only = DefaultDeadline::ClientOnly;
         self.handle_with(
-            "Flush",
+            Rpc::Flush,
             &namespace,
             request,
             client_only,
@@ -798,7 +847,7 @@ impl pb::kyro_server::Kyro for KyroService {
     ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
         let client_only = DefaultDeadline::ClientOnly;
         self.handle_with(
-            "CreateSnapshot",
+            Rpc::CreateSnapshot,
             "",
             request,
             client_only,
@@ -835,7 +884,7 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::StatsRequest>,
     ) -> Result<Response<pb::StatsResponse>, Status> {
-        self.handle("Stats", "", request, |ctx, call, _req| async move {
+        self.handle(Rpc::Stats, "", request, |ctx, call, _req| async move {
             call.caller.require(Scope::Read, "Stats")?;
             let config = ctx.instance.config();
             let mut response = pb::StatsResponse {
@@ -875,7 +924,7 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::GetConfigRequest>,
     ) -> Result<Response<pb::GetConfigResponse>, Status> {
-        self.handle("GetConfig", "", request, |ctx, call, _req| async move {
+        self.handle(Rpc::GetConfig, "", request, |ctx, call, _req| async move {
             call.caller.require(Scope::Admin, "GetConfig")?;
             let config = ctx.instance.config();
             Ok(pb::GetConfigResponse {

@@ -2,6 +2,8 @@
 //! `kyro.v1`) as Rust types, with the tonic client and server. The server,
 //! the gateway, the benchmarks and the tests all use these.
 
+pub mod codec;
+
 /// The `kyro.v1` package.
 pub mod v1 {
     #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
