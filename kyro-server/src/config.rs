@@ -178,10 +178,25 @@ pub struct LimitSettings {
     pub default_timeout_ms: u64,
     /// Threads of the pool that runs searches, writes and flushes (0 = one per core).
     pub worker_threads: usize,
-    /// Threads of the async runtime that moves bytes (0 = one per core).
+    /// Threads of the async runtime that moves bytes (0 = one per four
+    /// cores, at least one: see [`LimitSettings::effective_io_threads`]).
     pub io_threads: usize,
     /// Most searches in one BatchSearch.
     pub max_batch_searches: usize,
+}
+
+impl LimitSettings {
+    /// The I/O threads to start: `io_threads`, or when 0 one per four cores
+    /// (at least one). Moving a search's bytes costs about a fifth of the
+    /// search itself; a second I/O thread on two cores only adds wake-ups
+    /// between the runtime's threads (measured in docs/benchmarks.md).
+    pub fn effective_io_threads(&self) -> usize {
+        if self.io_threads > 0 {
+            return self.io_threads;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / 4).max(1)
+    }
 }
 
 impl Default for LimitSettings {
@@ -514,6 +529,19 @@ fn set_path(tree: &mut toml::Value, key: &str, raw: &str) -> Result<(), ConfigEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn io_threads_are_as_set_or_one_per_four_cores() {
+        let mut limits = LimitSettings {
+            io_threads: 3,
+            ..LimitSettings::default()
+        };
+        assert_eq!(limits.effective_io_threads(), 3);
+        limits.io_threads = 0;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(limits.effective_io_threads(), (cores / 4).max(1));
+        assert!(limits.effective_io_threads() >= 1);
+    }
 
     #[test]
     fn defaults_describe_the_two_instances() {

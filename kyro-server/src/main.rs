@@ -195,11 +195,11 @@ fn restore(config: &ServerConfig, instance: &str, from: &std::path::Path) -> any
 
 fn serve(config: ServerConfig) -> anyhow::Result<()> {
     telemetry::init_tracing(&config.log);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if config.limits.io_threads > 0 {
-        runtime.worker_threads(config.limits.io_threads);
-    }
-    let runtime = runtime.enable_all().thread_name("kyro-io").build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.limits.effective_io_threads())
+        .enable_all()
+        .thread_name("kyro-io")
+        .build()?;
     let auth_enabled = config.auth.enabled;
     runtime.block_on(async move {
         let started = server::start(config).await?;
