@@ -8,11 +8,11 @@
 #   benches/load-compare.sh OUT_DIR [CONCURRENCY...]
 #
 # Each round runs, per concurrency: one Search per call with the lean h2
-# client, the same with tonic's client, BatchSearch of 8 (h2 client); then
-# stops the server and runs the in-process baseline. This machine's speed
+# client, the same with tonic's client, BatchSearch of 8 (h2 client), and
+# next to them (server stopped) the in-process baseline. This machine's speed
 # drifts by 10-20 % between minutes, so the gRPC/in-process ratio is taken
-# per round (runs minutes apart share the machine's state) and the median
-# over rounds is reported, with every round's figures in summary.txt.
+# per pair of neighbouring runs and the median over rounds is reported, with
+# every round's figures in summary.txt.
 #
 # Environment: KYRO_ROUNDS (5), KYRO_DURATION seconds per run (10),
 # KYRO_POINTS (100000), KYRO_DATASET (../shared/datasets/minilm-npm-50k).
@@ -67,27 +67,43 @@ echo "== preload ($points points) over gRPC"
 grpc --preload --concurrency 1 --duration 1 --no-recall --json "$out/preload.json"
 stop_server
 
+grpc_runs() { # ROUND C RECALL...
+    local round=$1 c=$2
+    shift 2
+    start_server
+    echo "== round $round: gRPC Search, concurrency $c, flat out"
+    grpc "$@" --concurrency "$c" --duration "$duration" --json "$out/r$round-grpc-c$c.json"
+    echo "== round $round: gRPC Search with tonic's client, concurrency $c"
+    grpc --no-recall --client tonic --concurrency "$c" --duration "$duration" \
+        --json "$out/r$round-grpc-tonic-c$c.json"
+    echo "== round $round: gRPC BatchSearch of 8, concurrency $c"
+    grpc --no-recall --batch 8 --concurrency "$c" --duration "$duration" \
+        --json "$out/r$round-grpc-batch8-c$c.json"
+    stop_server
+}
+
+in_process_run() { # ROUND C RECALL...
+    local round=$1 c=$2
+    shift 2
+    echo "== round $round: in-process, concurrency $c, flat out"
+    "$bin/kyro-bench" load --in-process "$data/text" "${common[@]}" "$@" \
+        --concurrency "$c" --duration "$duration" --json "$out/r$round-inproc-c$c.json"
+}
+
+# Each concurrency's gRPC and in-process runs sit next to each other, in
+# turns: gRPC first in odd rounds, in-process first in even ones.
 for round in $(seq 1 "$rounds"); do
     # The recall pass (every query against exact ground truth) in round 1.
     recall=(--no-recall)
     [ "$round" = 1 ] && recall=()
-    start_server
     for c in "${concurrencies[@]}"; do
-        echo "== round $round: gRPC Search, concurrency $c, flat out"
-        grpc "${recall[@]}" --concurrency "$c" --duration "$duration" \
-            --json "$out/r$round-grpc-c$c.json"
-        echo "== round $round: gRPC Search with tonic's client, concurrency $c"
-        grpc --no-recall --client tonic --concurrency "$c" --duration "$duration" \
-            --json "$out/r$round-grpc-tonic-c$c.json"
-        echo "== round $round: gRPC BatchSearch of 8, concurrency $c"
-        grpc --no-recall --batch 8 --concurrency "$c" --duration "$duration" \
-            --json "$out/r$round-grpc-batch8-c$c.json"
-    done
-    stop_server
-    for c in "${concurrencies[@]}"; do
-        echo "== round $round: in-process, concurrency $c, flat out"
-        "$bin/kyro-bench" load --in-process "$data/text" "${common[@]}" "${recall[@]}" \
-            --concurrency "$c" --duration "$duration" --json "$out/r$round-inproc-c$c.json"
+        if [ $((round % 2)) = 1 ]; then
+            grpc_runs "$round" "$c" "${recall[@]}"
+            in_process_run "$round" "$c" "${recall[@]}"
+        else
+            in_process_run "$round" "$c" "${recall[@]}"
+            grpc_runs "$round" "$c" "${recall[@]}"
+        fi
     done
 done
 

@@ -131,7 +131,13 @@ async fn lean_client_calls_are_answered_and_statuses_come_back_as_codes() {
         )
         .await;
     assert!(
-        matches!(&refused, Err(CallError::Status { code: tonic::Code::Unauthenticated, .. })),
+        matches!(
+            &refused,
+            Err(CallError::Status {
+                code: tonic::Code::Unauthenticated,
+                ..
+            })
+        ),
         "{refused:?}"
     );
     server.shutdown().await.unwrap();
@@ -167,8 +173,14 @@ fn load_command_drives_the_server_with_either_client_and_reports_it() {
     for (client, preload) in [("h2", true), ("tonic", false)] {
         let json = dir.path().join(format!("{client}.json"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_kyro-bench"));
-        command.args(["load", "--addr", &address, "--key", &key, "--client", client]);
-        command.arg("--base").arg(&base).arg("--queries").arg(&queries);
+        command.args([
+            "load", "--addr", &address, "--key", &key, "--client", client,
+        ]);
+        command
+            .arg("--base")
+            .arg(&base)
+            .arg("--queries")
+            .arg(&queries);
         command.args(["--concurrency", "2", "--duration", "0.5"]);
         command.args(["--mix", "search=80,insert=10,get=10"]);
         if preload {
@@ -188,7 +200,11 @@ fn load_command_drives_the_server_with_either_client_and_reports_it() {
         let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(report["mode"], "grpc");
         assert_eq!(report["points"], 300);
-        assert!(report["first_error"].is_null(), "{client}: {}", report["first_error"]);
+        assert!(
+            report["first_error"].is_null(),
+            "{client}: {}",
+            report["first_error"]
+        );
         if preload {
             let recall = report["recall"].as_f64().unwrap();
             assert!(recall > 0.9, "{client}: recall {recall}");
@@ -201,7 +217,10 @@ fn load_command_drives_the_server_with_either_client_and_reports_it() {
             .iter()
             .find(|op| op["op"] == "search")
             .expect("a search row");
-        assert!(searches["count"].as_u64().unwrap() > 0, "{client}: no searches");
+        assert!(
+            searches["count"].as_u64().unwrap() > 0,
+            "{client}: no searches"
+        );
         assert_eq!(searches["errors"], 0);
     }
     runtime.block_on(server.shutdown()).unwrap();

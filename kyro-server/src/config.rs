@@ -178,6 +178,9 @@ pub struct LimitSettings {
     pub default_timeout_ms: u64,
     /// Threads of the pool that runs searches, writes and flushes (0 = one per core).
     pub worker_threads: usize,
+    /// Microseconds an idle worker keeps polling the queue (yielding its
+    /// core between polls) before it sleeps; 0 sleeps at once.
+    pub worker_spin_us: u64,
     /// Threads of the async runtime that moves bytes (0 = one per four
     /// cores, at least one: see [`LimitSettings::effective_io_threads`]).
     pub io_threads: usize,
@@ -186,6 +189,11 @@ pub struct LimitSettings {
 }
 
 impl LimitSettings {
+    /// `worker_spin_us` as a duration.
+    pub fn worker_spin(&self) -> Duration {
+        Duration::from_micros(self.worker_spin_us)
+    }
+
     /// The I/O threads to start: `io_threads`, or when 0 one per four cores
     /// (at least one). Moving a search's bytes costs about a fifth of the
     /// search itself; a second I/O thread on two cores only adds wake-ups
@@ -206,6 +214,7 @@ impl Default for LimitSettings {
             max_message_bytes: 64 << 20,
             default_timeout_ms: 30_000,
             worker_threads: 0,
+            worker_spin_us: 200,
             io_threads: 0,
             max_batch_searches: 256,
         }

@@ -102,7 +102,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
     }
 
     let workers = Arc::new(
-        WorkerPool::new(config.limits.worker_threads).context("starting the worker pool")?,
+        WorkerPool::new(config.limits.worker_threads, config.limits.worker_spin())
+            .context("starting the worker pool")?,
     );
     let config_toml = Arc::new(config.to_toml());
     let tls = tls_config(&config)?;
