@@ -47,13 +47,15 @@ pub struct StartedServer {
     http_state: Arc<HttpState>,
 }
 
+/// The process-wide recorder's handle, installed by the first server started
+/// in this process (servers started at once in one process, as tests do,
+/// share it; the install runs once even when they race).
 fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
-    }
-    let handle = telemetry::install_recorder().context("installing the metrics recorder")?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| telemetry::install_recorder().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))
 }
 
 fn tls_config(config: &ServerConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
