@@ -10,7 +10,7 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use kyro_bench::dataset::{self, Matrix};
 use kyro_bench::groundtruth::exact_knn;
-use kyro_bench::h2_client::H2GrpcClient;
+use kyro_bench::h2_client::{FramedMessage, H2GrpcClient};
 use kyro_bench::load::{
     expand_with_jitter, intended_start, print_report, summarize, LoadReport, Mix, Op, TimedRun,
     WorkerStats,
@@ -458,11 +458,19 @@ impl LoadClient {
         }
     }
 
-    async fn search(&mut self, request: pb::SearchRequest) -> Result<(), String> {
+    /// Searches for query `q` of `searches`.
+    async fn search(&mut self, searches: &PreparedSearches, q: usize) -> Result<(), String> {
         match self {
-            LoadClient::Tonic(c) => c.search(request).await.map(drop).map_err(status_text),
+            LoadClient::Tonic(c) => c
+                .search(searches.requests[q].clone())
+                .await
+                .map(drop)
+                .map_err(status_text),
             LoadClient::H2(c) => c
-                .unary::<_, pb::SearchResponse>("/kyro.v1.Kyro/Search", &request)
+                .unary_framed::<pb::SearchResponse>(
+                    "/kyro.v1.Kyro/Search",
+                    searches.framed[q].clone(),
+                )
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string()),
@@ -515,8 +523,34 @@ fn engine_search_request<'a>(args: &LoadArgs, query: &'a [f32]) -> SearchRequest
     request
 }
 
-/// The wire search every gRPC search sends (the load loop reuses it as a
-/// template, changing only the vector).
+/// Every query's `SearchRequest`, built before the timed loop, and framed
+/// for the h2 client too: the load generator shares the server's cores, so
+/// encoding the same 1,000 requests again on every call (and copying their
+/// vectors) would be measured as server time lost. Tonic's client encodes
+/// its messages itself, as any tonic application does.
+struct PreparedSearches {
+    requests: Vec<pb::SearchRequest>,
+    framed: Vec<FramedMessage>,
+}
+
+impl PreparedSearches {
+    fn new(args: &LoadArgs, queries: &Matrix<f32>) -> PreparedSearches {
+        let requests: Vec<pb::SearchRequest> = (0..queries.rows())
+            .map(|q| search_request(args, queries.row(q).to_vec()))
+            .collect();
+        let framed = match args.client {
+            ClientKind::H2 => requests.iter().map(FramedMessage::new).collect(),
+            ClientKind::Tonic => Vec::new(),
+        };
+        PreparedSearches { requests, framed }
+    }
+
+    fn len(&self) -> usize {
+        self.requests.len()
+    }
+}
+
+/// The wire search for `vector`.
 fn search_request(args: &LoadArgs, vector: Vec<f32>) -> pb::SearchRequest {
     pb::SearchRequest {
         namespace: args.namespace.clone(),
@@ -586,6 +620,7 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
     };
 
     let load_clients = LoadClient::connect_all(args, &address, &clients).await?;
+    let searches = Arc::new(PreparedSearches::new(args, &workload.queries));
     let run = TimedRun::start(args.duration);
     let (progress, started, duration) = (run.progress.clone(), run.started, run.duration);
     let workers = args.concurrency;
@@ -594,9 +629,8 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
         let mut client = load_clients[worker % load_clients.len()].clone();
         let progress = progress.clone();
         let base = workload.base.clone();
-        let queries = workload.queries.clone();
+        let searches = searches.clone();
         let (namespace, rate) = (args.namespace.clone(), args.rate);
-        let search_template = search_request(args, Vec::new());
         let batch = args.batch.max(1);
         tasks.push(tokio::spawn(async move {
             let mut stats = WorkerStats::new();
@@ -614,20 +648,18 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
                 let op = mix.pick(rng.random_range(0..mix.total()));
                 let outcome = match op {
                     Op::Search => {
-                        let search = |i: usize| {
-                            let q = (worker + (n as usize * batch + i) * workers) % queries.rows();
-                            pb::SearchRequest {
-                                vector: queries.row(q).to_vec(),
-                                ..search_template.clone()
-                            }
+                        let query = |i: usize| {
+                            (worker + (n as usize * batch + i) * workers) % searches.len()
                         };
                         if batch > 1 {
                             let request = pb::BatchSearchRequest {
-                                searches: (0..batch).map(search).collect(),
+                                searches: (0..batch)
+                                    .map(|i| searches.requests[query(i)].clone())
+                                    .collect(),
                             };
                             client.batch_search(request).await
                         } else {
-                            client.search(search(0)).await
+                            client.search(&searches, query(0)).await
                         }
                     }
                     Op::Insert => {
