@@ -604,14 +604,12 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
             started.elapsed().as_secs_f64()
         );
     }
+    let searches = Arc::new(PreparedSearches::new(args, &workload.queries));
     let recall = match &workload.truth {
         Some(truth) => {
-            let mut results = Vec::with_capacity(workload.queries.rows());
-            for q in 0..workload.queries.rows() {
-                let reply = first
-                    .search(search_request(args, workload.queries.row(q).to_vec()))
-                    .await?
-                    .into_inner();
+            let mut results = Vec::with_capacity(searches.len());
+            for request in &searches.requests {
+                let reply = first.search(request.clone()).await?.into_inner();
                 results.push(reply.hits.iter().map(|h| h.doc_id).collect());
             }
             Some(mean_recall(&results, truth, args.k))
@@ -620,7 +618,6 @@ async fn run_grpc(args: &LoadArgs, mix: Mix, workload: &Workload) -> Result<Load
     };
 
     let load_clients = LoadClient::connect_all(args, &address, &clients).await?;
-    let searches = Arc::new(PreparedSearches::new(args, &workload.queries));
     let run = TimedRun::start(args.duration);
     let (progress, started, duration) = (run.progress.clone(), run.started, run.duration);
     let workers = args.concurrency;

@@ -156,14 +156,14 @@ mod tests {
             for round in 0..3u64 {
                 // Long enough for every worker to give up polling and sleep.
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                let answers: Vec<u64> = futures_all(&pool, round).await;
+                let answers: Vec<u64> = run_eight_in_turn(&pool, round).await;
                 assert_eq!(answers, (0..8).map(|i| i * round).collect::<Vec<_>>());
             }
             drop(pool);
         }
     }
 
-    async fn futures_all(pool: &WorkerPool, round: u64) -> Vec<u64> {
+    async fn run_eight_in_turn(pool: &WorkerPool, round: u64) -> Vec<u64> {
         let mut answers = Vec::new();
         for i in 0..8u64 {
             answers.push(pool.run(None, move || Ok(i * round)).await.unwrap());
