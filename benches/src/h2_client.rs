@@ -18,7 +18,8 @@ use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, TE};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, Uri};
 use thiserror::Error;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
 
 /// HTTP/2 flow-control windows we grant the server: large enough that
 /// window updates are rare for small unary responses.
@@ -49,6 +50,13 @@ pub enum ConnectError {
     Handshake(#[from] h2::Error),
 }
 
+/// The socket path of a `unix:PATH` address.
+pub fn unix_socket_path(address: &str) -> Option<&str> {
+    address
+        .strip_prefix("unix:")
+        .filter(|path| !path.is_empty())
+}
+
 /// One HTTP/2 connection making unary gRPC calls. Clones share the
 /// connection (HTTP/2 multiplexes their calls).
 #[derive(Clone)]
@@ -60,13 +68,19 @@ pub struct H2GrpcClient {
 }
 
 impl H2GrpcClient {
-    /// Connects to `address` (`http://host:port`; TLS is not supported) and
-    /// sends `authorization` with every call when given. The connection is
-    /// driven by a task spawned on the current runtime.
+    /// Connects to `address` (`http://host:port`, or `unix:PATH` for a Unix
+    /// socket; TLS is not supported) and sends `authorization` with every
+    /// call when given. The connection is driven by a task spawned on the
+    /// current runtime.
     pub async fn connect(
         address: &str,
         authorization: Option<HeaderValue>,
     ) -> Result<H2GrpcClient, ConnectError> {
+        if let Some(path) = unix_socket_path(address) {
+            let stream = UnixStream::connect(path).await?;
+            return Self::handshake(stream, Authority::from_static("localhost"), authorization)
+                .await;
+        }
         let uri: Uri = address
             .parse()
             .map_err(|_| ConnectError::Address(address.to_owned()))?;
@@ -79,10 +93,22 @@ impl H2GrpcClient {
             .ok_or_else(|| ConnectError::Address(address.to_owned()))?;
         let tcp = TcpStream::connect((authority.host(), port)).await?;
         tcp.set_nodelay(true)?;
+        Self::handshake(tcp, authority, authorization).await
+    }
+
+    /// The HTTP/2 handshake over a connected stream.
+    async fn handshake<T>(
+        io: T,
+        authority: Authority,
+        authorization: Option<HeaderValue>,
+    ) -> Result<H2GrpcClient, ConnectError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let (send, connection) = h2::client::Builder::new()
             .initial_window_size(RECEIVE_WINDOW)
             .initial_connection_window_size(RECEIVE_WINDOW)
-            .handshake(tcp)
+            .handshake(io)
             .await?;
         tokio::spawn(async move {
             // Ends when every client clone is dropped or the server goes;

@@ -10,7 +10,7 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use kyro_bench::dataset::{self, Matrix};
 use kyro_bench::groundtruth::exact_knn;
-use kyro_bench::h2_client::{FramedMessage, H2GrpcClient};
+use kyro_bench::h2_client::{unix_socket_path, FramedMessage, H2GrpcClient};
 use kyro_bench::load::{
     expand_with_jitter, intended_start, print_report, summarize, LoadReport, Mix, Op, TimedRun,
     WorkerStats,
@@ -30,7 +30,8 @@ const PRELOAD_BATCH: usize = 1000;
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// gRPC address of a kyro-server instance, e.g. http://127.0.0.1:50051.
+    /// gRPC address of a kyro-server instance, e.g. http://127.0.0.1:50051,
+    /// or unix:PATH for an instance's `listen_unix` socket.
     #[arg(
         long,
         required_unless_present = "in_process",
@@ -408,9 +409,7 @@ async fn clients(args: &LoadArgs, address: &str) -> Result<Vec<Client>> {
         .context("--key: must be ASCII")?;
     let mut clients = Vec::new();
     for _ in 0..args.connections.max(1) {
-        let channel = Channel::from_shared(address.to_owned())
-            .context("--addr: not a URI")?
-            .connect()
+        let channel = connect_channel(address)
             .await
             .with_context(|| format!("connecting to {address}"))?;
         clients.push(
@@ -420,6 +419,28 @@ async fn clients(args: &LoadArgs, address: &str) -> Result<Vec<Client>> {
         );
     }
     Ok(clients)
+}
+
+/// A tonic channel to `address`: `http://host:port`, or `unix:PATH`.
+async fn connect_channel(address: &str) -> Result<Channel> {
+    let Some(path) = unix_socket_path(address) else {
+        return Ok(Channel::from_shared(address.to_owned())
+            .context("--addr: not a URI")?
+            .connect()
+            .await?);
+    };
+    let path = PathBuf::from(path);
+    // The URI only names the authority; the connector ignores it.
+    let channel = tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await?;
+    Ok(channel)
 }
 
 /// A client of the timed loop: the calls it makes, over either client.

@@ -13,6 +13,8 @@ use kyro_engine::{HnswParams, Metric, Quantization};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::workers::{available_cores, WorkerPoolSettings};
+
 /// The prefix of environment overrides: `KYRO__LIMITS__MAX_CONCURRENT_REQUESTS=64`
 /// sets `limits.max_concurrent_requests`.
 pub const ENV_PREFIX: &str = "KYRO__";
@@ -56,12 +58,22 @@ pub struct ServerConfig {
     pub log: LogSettings,
 }
 
+/// The longest Unix socket path (`sun_path` holds 108 bytes with the NUL).
+const MAX_UNIX_SOCKET_PATH: usize = 107;
+
 /// One engine instance.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct InstanceSettings {
     /// gRPC listen address (`host:port`; port 0 picks a free one).
     pub listen: String,
+    /// Also serve the instance on this Unix socket (optional; the same
+    /// service, keys and TLS settings as `listen`). For clients on the same
+    /// machine, such as the gateway: no TCP stack between them. A stale
+    /// socket file left by an earlier run is replaced; the file is removed at
+    /// shutdown. Access is also governed by the file's permissions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen_unix: Option<PathBuf>,
     /// Vector dimension (fixed once the data directory exists).
     pub dim: usize,
     /// `cosine`, `dot` or `l2` (fixed once the data directory exists).
@@ -91,6 +103,7 @@ impl InstanceSettings {
         let engine = InstanceConfig::new(dim, Metric::Cosine);
         Self {
             listen: listen.to_owned(),
+            listen_unix: None,
             dim,
             metric: Metric::Cosine.to_string(),
             data_dir: None,
@@ -181,6 +194,10 @@ pub struct LimitSettings {
     /// Microseconds an idle worker keeps polling the queue (yielding its
     /// core between polls) before it sleeps; 0 sleeps at once.
     pub worker_spin_us: u64,
+    /// Microseconds the I/O runtime keeps polling (yielding its core
+    /// between polls) after a request starts or finishes, before it sleeps
+    /// in `epoll_wait`; 0 sleeps at once. See [`crate::io_spin`].
+    pub io_spin_us: u64,
     /// Threads of the async runtime that moves bytes (0 = one per four
     /// cores, at least one: see [`LimitSettings::effective_io_threads`]).
     pub io_threads: usize,
@@ -189,9 +206,17 @@ pub struct LimitSettings {
 }
 
 impl LimitSettings {
-    /// `worker_spin_us` as a duration.
-    pub fn worker_spin(&self) -> Duration {
-        Duration::from_micros(self.worker_spin_us)
+    /// `io_spin_us` as a duration.
+    pub fn io_spin(&self) -> Duration {
+        Duration::from_micros(self.io_spin_us)
+    }
+
+    /// How to start the worker pool.
+    pub fn worker_pool(&self) -> WorkerPoolSettings {
+        WorkerPoolSettings {
+            threads: self.worker_threads,
+            spin: Duration::from_micros(self.worker_spin_us),
+        }
     }
 
     /// The I/O threads to start: `io_threads`, or when 0 one per four cores
@@ -202,8 +227,7 @@ impl LimitSettings {
         if self.io_threads > 0 {
             return self.io_threads;
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (cores / 4).max(1)
+        (available_cores() / 4).max(1)
     }
 }
 
@@ -215,6 +239,7 @@ impl Default for LimitSettings {
             default_timeout_ms: 30_000,
             worker_threads: 0,
             worker_spin_us: 200,
+            io_spin_us: 0,
             io_threads: 0,
             max_batch_searches: 256,
         }
@@ -367,6 +392,7 @@ impl ServerConfig {
             return Err(invalid("instances", "at least one instance is required"));
         }
         let mut addresses = BTreeMap::new();
+        let mut sockets = BTreeMap::new();
         for (name, settings) in &self.instances {
             if !valid_name(name) {
                 return Err(invalid(
@@ -381,6 +407,22 @@ impl ServerConfig {
                     return Err(invalid(
                         format!("instances.{name}.listen"),
                         format!("{address} is also instance {other}'s address"),
+                    ));
+                }
+            }
+            if let Some(socket) = &settings.listen_unix {
+                let key = format!("instances.{name}.listen_unix");
+                let length = socket.as_os_str().len();
+                if length == 0 || length > MAX_UNIX_SOCKET_PATH {
+                    return Err(invalid(
+                        key,
+                        format!("a socket path is 1..={MAX_UNIX_SOCKET_PATH} bytes"),
+                    ));
+                }
+                if let Some(other) = sockets.insert(socket, name) {
+                    return Err(invalid(
+                        key,
+                        format!("{} is also instance {other}'s socket", socket.display()),
                     ));
                 }
             }
@@ -399,6 +441,9 @@ impl ServerConfig {
         }
         if limits.max_message_bytes < 1024 {
             return Err(invalid("limits.max_message_bytes", "must be at least 1024"));
+        }
+        if limits.io_spin_us > 10_000 {
+            return Err(invalid("limits.io_spin_us", "must be at most 10000"));
         }
         if limits.max_batch_searches == 0 {
             return Err(invalid("limits.max_batch_searches", "must be at least 1"));
@@ -547,8 +592,10 @@ mod tests {
         };
         assert_eq!(limits.effective_io_threads(), 3);
         limits.io_threads = 0;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(limits.effective_io_threads(), (cores / 4).max(1));
+        assert_eq!(
+            limits.effective_io_threads(),
+            (available_cores() / 4).max(1)
+        );
         assert!(limits.effective_io_threads() >= 1);
     }
 
@@ -596,6 +643,7 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
+        let long_path = "s".repeat(200);
         let cases = [
             (
                 "instances.text.metric",
@@ -612,6 +660,12 @@ mod tests {
                 "limits.max_concurrent_requests",
                 "0",
                 "limits.max_concurrent_requests",
+            ),
+            ("limits.io_spin_us", "20000", "limits.io_spin_us"),
+            (
+                "instances.text.listen_unix",
+                long_path.as_str(),
+                "instances.text.listen_unix",
             ),
             ("log.format", "xml", "log.format"),
         ];
@@ -639,6 +693,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("also instance"), "{err}");
+    }
+
+    #[test]
+    fn one_socket_path_for_two_instances_is_refused() {
+        let flags = [
+            ("instances.text.listen_unix", "/tmp/kyro.sock"),
+            ("instances.image.listen_unix", "/tmp/kyro.sock"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let err = ServerConfig::load(None, [], &flags)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("instances.text.listen_unix") && err.contains("also instance image"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod http;
+pub mod io_spin;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -218,6 +218,9 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
         for (name, address) in &started.grpc_addresses {
             writeln!(out, "listening: {name} grpc {address}")?;
         }
+        for (name, socket) in &started.unix_sockets {
+            writeln!(out, "listening: {name} grpc unix:{}", socket.display())?;
+        }
         writeln!(out, "listening: http {}", started.http_address)?;
         writeln!(out, "ready")?;
         out.flush()?;

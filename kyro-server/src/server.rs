@@ -6,6 +6,7 @@
 //! arrives; [`StartedServer::shutdown`] is the graceful stop.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -14,9 +15,10 @@ use anyhow::Context;
 use kyro_engine::storage::Instance;
 use kyro_proto::v1::kyro_server::KyroServer;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
@@ -35,6 +37,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct StartedServer {
     /// Each instance's name and bound gRPC address, in configuration order.
     pub grpc_addresses: Vec<(String, SocketAddr)>,
+    /// The Unix sockets instances also listen on (`listen_unix`).
+    pub unix_sockets: Vec<(String, PathBuf)>,
     /// The bound HTTP address.
     pub http_address: SocketAddr,
     /// The admin key generated at this start (first start with no keys).
@@ -103,11 +107,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         tracing::warn!("AUTHENTICATION IS DISABLED (auth.enabled = false): every request is an admin of tenant \"default\". Use this for local development only.");
     }
 
-    let workers = Arc::new(
-        WorkerPool::new(config.limits.worker_threads, config.limits.worker_spin())
-            .context("starting the worker pool")?,
-    );
+    let workers =
+        Arc::new(WorkerPool::new(config.limits.worker_pool()).context("starting the worker pool")?);
     let config_toml = Arc::new(config.to_toml());
+    let io_spin = crate::io_spin::IoSpin::new(config.limits.io_spin());
+    tokio::spawn(io_spin.clone().run());
     let tls = tls_config(&config)?;
 
     let mut opened = Vec::new();
@@ -126,6 +130,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
 
     let (stop, stopped) = watch::channel(false);
     let mut grpc_addresses = Vec::new();
+    let mut unix_sockets = Vec::new();
     let mut grpc_tasks = Vec::new();
     let mut health = Vec::new();
     // Reflection describes the same services on every port: build it once.
@@ -154,6 +159,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
             max_batch_searches: config.limits.max_batch_searches,
             snapshot_dir: config.snapshot_dir(name),
             config_toml: config_toml.clone(),
+            io_spin: io_spin.clone(),
         });
         let (reporter, health_service) = tonic_health::server::health_reporter();
         reporter.set_serving::<KyroServer<KyroService>>().await;
@@ -171,6 +177,24 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
             .add_service(reflection_v1.clone())
             .add_service(reflection_v1alpha.clone())
             .add_service(kyro);
+        if let Some(socket) = config
+            .instances
+            .get(name)
+            .and_then(|s| s.listen_unix.as_ref())
+        {
+            let listener = bind_unix(socket).with_context(|| {
+                format!("instances.{name}.listen_unix: binding {}", socket.display())
+            })?;
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            grpc_tasks.push(tokio::spawn(router.clone().serve_with_incoming_shutdown(
+                UnixListenerStream::new(listener),
+                shutdown,
+            )));
+            unix_sockets.push((name.clone(), socket.clone()));
+        }
         let mut stopped = stopped.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
@@ -208,6 +232,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
     http_state.ready.store(true, Ordering::Release);
     Ok(StartedServer {
         grpc_addresses,
+        unix_sockets,
         http_address: http_bound,
         bootstrap_key,
         keys,
@@ -251,6 +276,11 @@ impl StartedServer {
                 "in-flight calls did not finish within {DRAIN_TIMEOUT:?}; closing anyway"
             );
         }
+        for (name, socket) in &self.unix_sockets {
+            if let Err(e) = std::fs::remove_file(socket) {
+                tracing::warn!(instance = %name, socket = %socket.display(), error = %e, "could not remove the Unix socket");
+            }
+        }
         match tokio::time::timeout(Duration::from_secs(5), self.http_task).await {
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "the HTTP listener failed"),
             Ok(Err(e)) => tracing::error!(error = %e, "the HTTP listener task failed"),
@@ -264,6 +294,21 @@ impl StartedServer {
             .await
             .context("closing instances")?
     }
+}
+
+/// Binds a Unix socket at `path`, replacing a socket file an earlier run
+/// left behind (never any other kind of file).
+fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::fs::remove_file(path).context("removing the stale socket")?
+        }
+        Ok(_) => anyhow::bail!("the path exists and is not a socket"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).context("inspecting the path"),
+    }
+    Ok(UnixListener::bind(path)?)
 }
 
 /// Waits (up to [`DRAIN_TIMEOUT`]) for work still running on the pool for a

@@ -54,6 +54,7 @@ pub struct InstanceContext {
     pub snapshot_dir: PathBuf,
     /// The effective server configuration, for GetConfig.
     pub config_toml: Arc<String>,
+    pub io_spin: Arc<crate::io_spin::IoSpin>,
 }
 
 /// What a handler knows about the call besides the message.
@@ -143,6 +144,7 @@ impl KyroService {
         Fut: Future<Output = Result<Resp, Status>>,
     {
         let started = Instant::now();
+        self.context.io_spin.touch();
         // Authenticate before opening the span so that it gets every field
         // at once: recording fields into an open span formats them again.
         let caller = self.authenticate(request.metadata());
@@ -165,6 +167,7 @@ impl KyroService {
         .instrument(span.clone())
         .await;
         let elapsed = started.elapsed();
+        self.context.io_spin.touch();
         let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
         self.context.metrics.record(rpc, code, elapsed);
         span.in_scope(|| match &result {

@@ -1030,6 +1030,93 @@ async fn metrics_and_health_over_http() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_also_serves_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("text.sock");
+    // A socket file an earlier run left behind is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let config = write_config(dir.path(), "");
+    let flag = format!("instances.text.listen_unix={}", socket.display());
+    let server = TestServer::start_with(&dir.path().join("data"), Some(&config), &["--set", &flag]);
+    let announced = format!("listening: text grpc unix:{}", socket.display());
+    assert!(
+        server.startup_lines.contains(&announced),
+        "{:?}",
+        server.startup_lines
+    );
+
+    let mut over_unix = connect_unix(&socket, Some(ALICE.key)).await;
+    over_unix
+        .insert(insert("notes", 11, vector(TEXT_DIM, 11), &[]))
+        .await
+        .unwrap();
+    let hits = over_unix
+        .search(search("notes", vector(TEXT_DIM, 11), 1))
+        .await
+        .unwrap()
+        .into_inner()
+        .hits;
+    assert_eq!(hits[0].doc_id, 11);
+    // The same instance behind both listeners, with the same keys.
+    let mut over_tcp = server.text(&ALICE).await;
+    let count = over_tcp
+        .count(pb::CountRequest {
+            namespace: "notes".to_owned(),
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .count;
+    assert_eq!(count, 1);
+    let mut anonymous = connect_unix(&socket, None).await;
+    let (status, _) = code(
+        anonymous
+            .search(search("notes", vector(TEXT_DIM, 11), 1))
+            .await,
+    );
+    assert_eq!(status, Code::Unauthenticated);
+    let mut bob = connect_unix(&socket, Some(BOB.key)).await;
+    let (status, _) = code(bob.search(search("notes", vector(TEXT_DIM, 11), 1)).await);
+    assert_eq!(
+        status,
+        Code::NotFound,
+        "another tenant's namespace stays out of reach"
+    );
+
+    assert!(server.stop().success());
+    assert!(!socket.exists(), "the socket is removed at shutdown");
+}
+
+#[test]
+fn a_unix_socket_path_held_by_another_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = dir.path().join("notes.txt");
+    std::fs::write(&taken, "not a socket").unwrap();
+    let output = std::process::Command::new(binary())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args([
+            "--listen",
+            "text=127.0.0.1:0",
+            "--listen",
+            "image=127.0.0.1:0",
+        ])
+        .args(["--http-listen", "127.0.0.1:0"])
+        .arg("--set")
+        .arg(format!("instances.image.listen_unix={}", taken.display()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("instances.image.listen_unix") && stderr.contains("not a socket"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&taken).unwrap(), "not a socket");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_start_without_keys_prints_an_admin_key_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

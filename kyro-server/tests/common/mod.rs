@@ -313,6 +313,30 @@ pub async fn channel(address: SocketAddr) -> Channel {
         .expect("connecting to kyro-server")
 }
 
+/// A channel over the Unix socket at `path` (an instance's `listen_unix`).
+pub async fn unix_channel(path: &Path) -> Channel {
+    let path = path.to_owned();
+    tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .expect("connecting to kyro-server's Unix socket")
+}
+
+/// A client over the Unix socket at `path` sending `key` (none: unauthenticated).
+pub async fn connect_unix(path: &Path, key: Option<&str>) -> Client {
+    let interceptor = KeyInterceptor {
+        key: key.map(|k| MetadataValue::try_from(format!("Bearer {k}")).unwrap()),
+        tenant: None,
+    };
+    KyroClient::with_interceptor(unix_channel(path).await, interceptor)
+}
+
 /// A client sending `key` (none: unauthenticated) and acting for `tenant`.
 pub async fn connect(address: SocketAddr, key: Option<&str>, tenant: Option<&str>) -> Client {
     let interceptor = KeyInterceptor {

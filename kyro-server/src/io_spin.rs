@@ -1,0 +1,123 @@
+//! Keeps the I/O runtime polling for a short while after each request
+//! starts or finishes instead of sleeping in `epoll_wait` (`limits.io_spin_us`).
+//!
+//! Under load the I/O thread runs out of ready tasks many times per
+//! millisecond: it waits for a worker to finish a search or for the client's
+//! next request. Sleeping in `epoll_wait` then costs a wake-up for each of
+//! them — the worker writes tokio's eventfd, the client's write wakes the
+//! epoll waiter — and on a virtual machine a wake-up of a thread on the other
+//! core is an inter-processor interrupt, among the most expensive things the
+//! I/O thread does (`docs/benchmarks.md`). The spinner is a task that, while
+//! a request started or finished within the window, yields back to the
+//! runtime (which then polls its I/O driver without blocking) and yields the
+//! core to any other runnable thread between polls, so a worker that wants
+//! the core gets it. After the window it sleeps on a `Notify` until the next
+//! request.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+/// Shared between the request path (which marks activity) and the spinner.
+pub struct IoSpin {
+    spin: Duration,
+    epoch: Instant,
+    last_activity_us: AtomicU64,
+    sleeping: AtomicBool,
+    wake: Notify,
+}
+
+impl IoSpin {
+    pub fn new(spin: Duration) -> Arc<IoSpin> {
+        Arc::new(IoSpin {
+            spin,
+            epoch: Instant::now(),
+            last_activity_us: AtomicU64::new(0),
+            sleeping: AtomicBool::new(true),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Whether the spinner is asleep (waiting for the next request).
+    pub fn is_sleeping(&self) -> bool {
+        self.sleeping.load(Ordering::Relaxed)
+    }
+
+    /// A request started or finished.
+    pub fn touch(&self) {
+        if self.spin.is_zero() {
+            return;
+        }
+        self.last_activity_us
+            .store(self.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if self.sleeping.load(Ordering::Relaxed) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The spinner: yields to the runtime (which then polls its I/O driver
+    /// without blocking) while there was activity within `spin`.
+    pub async fn run(self: Arc<Self>) {
+        if self.spin.is_zero() {
+            return;
+        }
+        let spin_us = self.spin.as_micros() as u64;
+        loop {
+            let now = self.epoch.elapsed().as_micros() as u64;
+            if now.saturating_sub(self.last_activity_us.load(Ordering::Relaxed)) < spin_us {
+                std::thread::yield_now();
+                tokio::task::yield_now().await;
+            } else {
+                self.sleeping.store(true, Ordering::Relaxed);
+                self.wake.notified().await;
+                self.sleeping.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits (up to 5 s) until `condition` holds.
+    async fn eventually(condition: impl Fn() -> bool) -> bool {
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if condition() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn spins_after_activity_and_sleeps_when_it_stops() {
+        let spin = IoSpin::new(Duration::from_millis(20));
+        let spinner = tokio::spawn(spin.clone().run());
+        assert!(spin.is_sleeping(), "no request yet");
+        for _ in 0..3 {
+            spin.touch();
+            assert!(
+                eventually(|| !spin.is_sleeping()).await,
+                "a request wakes it"
+            );
+            assert!(
+                eventually(|| spin.is_sleeping()).await,
+                "idle again after the window"
+            );
+        }
+        spinner.abort();
+    }
+
+    #[tokio::test]
+    async fn a_zero_window_never_spins() {
+        let spin = IoSpin::new(Duration::ZERO);
+        spin.clone().run().await; // returns at once
+        spin.touch();
+        assert!(spin.is_sleeping());
+    }
+}
