@@ -35,7 +35,7 @@ impl IoSpin {
             spin,
             epoch: Instant::now(),
             last_activity_us: AtomicU64::new(0),
-            sleeping: AtomicBool::new(true),
+            sleeping: AtomicBool::new(false),
             wake: Notify::new(),
         })
     }
@@ -51,8 +51,10 @@ impl IoSpin {
             return;
         }
         self.last_activity_us
-            .store(self.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
-        if self.sleeping.load(Ordering::Relaxed) {
+            .store(self.epoch.elapsed().as_micros() as u64, Ordering::SeqCst);
+        // Paired with the spinner's store of `sleeping` and its second look
+        // at the activity (all SeqCst): one side always sees the other.
+        if self.sleeping.load(Ordering::SeqCst) {
             self.wake.notify_one();
         }
     }
@@ -64,16 +66,23 @@ impl IoSpin {
             return;
         }
         let spin_us = self.spin.as_micros() as u64;
-        loop {
+        let active = || {
             let now = self.epoch.elapsed().as_micros() as u64;
-            if now.saturating_sub(self.last_activity_us.load(Ordering::Relaxed)) < spin_us {
+            now.saturating_sub(self.last_activity_us.load(Ordering::SeqCst)) < spin_us
+        };
+        loop {
+            if active() {
                 std::thread::yield_now();
                 tokio::task::yield_now().await;
-            } else {
-                self.sleeping.store(true, Ordering::Relaxed);
-                self.wake.notified().await;
-                self.sleeping.store(false, Ordering::Relaxed);
+                continue;
             }
+            self.sleeping.store(true, Ordering::SeqCst);
+            // A request that started between the check and the store did not
+            // see `sleeping`: look again before waiting.
+            if !active() {
+                self.wake.notified().await;
+            }
+            self.sleeping.store(false, Ordering::SeqCst);
         }
     }
 }
@@ -98,7 +107,10 @@ mod tests {
     async fn spins_after_activity_and_sleeps_when_it_stops() {
         let spin = IoSpin::new(Duration::from_millis(20));
         let spinner = tokio::spawn(spin.clone().run());
-        assert!(spin.is_sleeping(), "no request yet");
+        assert!(
+            eventually(|| spin.is_sleeping()).await,
+            "asleep before any request"
+        );
         for _ in 0..3 {
             spin.touch();
             assert!(
@@ -118,6 +130,6 @@ mod tests {
         let spin = IoSpin::new(Duration::ZERO);
         spin.clone().run().await; // returns at once
         spin.touch();
-        assert!(spin.is_sleeping());
+        assert!(!spin.is_sleeping(), "nothing ever runs, so nothing sleeps");
     }
 }
