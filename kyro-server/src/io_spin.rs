@@ -26,6 +26,8 @@ pub struct IoSpin {
     epoch: Instant,
     last_activity_us: AtomicU64,
     sleeping: AtomicBool,
+    /// Times the spinner woke from sleep.
+    wake_ups: AtomicU64,
     wake: Notify,
 }
 
@@ -36,6 +38,7 @@ impl IoSpin {
             epoch: Instant::now(),
             last_activity_us: AtomicU64::new(0),
             sleeping: AtomicBool::new(false),
+            wake_ups: AtomicU64::new(0),
             wake: Notify::new(),
         })
     }
@@ -43,6 +46,11 @@ impl IoSpin {
     /// Whether the spinner is asleep (waiting for the next request).
     pub fn is_sleeping(&self) -> bool {
         self.sleeping.load(Ordering::Relaxed)
+    }
+
+    /// How many times the spinner woke from sleep.
+    pub fn wake_ups(&self) -> u64 {
+        self.wake_ups.load(Ordering::Relaxed)
     }
 
     /// A request started or finished.
@@ -81,6 +89,7 @@ impl IoSpin {
             // see `sleeping`: look again before waiting.
             if !active() {
                 self.wake.notified().await;
+                self.wake_ups.fetch_add(1, Ordering::Relaxed);
             }
             self.sleeping.store(false, Ordering::SeqCst);
         }
@@ -111,15 +120,17 @@ mod tests {
             eventually(|| spin.is_sleeping()).await,
             "asleep before any request"
         );
-        for _ in 0..3 {
+        // Counted wake-ups rather than the awake state itself, which lasts
+        // only the window and may pass unseen on a busy machine.
+        for round in 1..=3 {
             spin.touch();
             assert!(
-                eventually(|| !spin.is_sleeping()).await,
+                eventually(|| spin.wake_ups() >= round).await,
                 "a request wakes it"
             );
             assert!(
                 eventually(|| spin.is_sleeping()).await,
-                "idle again after the window"
+                "asleep again after the window"
             );
         }
         spinner.abort();
