@@ -1,7 +1,8 @@
 //! The load generator against a real `kyro-server` (started in this process
 //! from the server library, on ephemeral loopback ports): the lean h2 client
 //! makes real gRPC calls and reads real statuses, and `kyro-bench load`
-//! drives the server with either client and reports what it did.
+//! drives the server with either client, over TCP and over the instance's
+//! Unix socket, and reports what it did.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,6 +23,10 @@ async fn start_server(data_dir: &Path) -> (StartedServer, String, String) {
         ("instances.image.listen", "127.0.0.1:0".to_owned()),
         ("http.listen", "127.0.0.1:0".to_owned()),
         ("instances.text.fsync", "never".to_owned()),
+        (
+            "instances.text.listen_unix",
+            unix_socket(data_dir).display().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -39,6 +44,11 @@ async fn start_server(data_dir: &Path) -> (StartedServer, String, String) {
         .clone()
         .expect("a first start prints an admin key");
     (started, text, key)
+}
+
+/// Where the test server's text instance also listens.
+fn unix_socket(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.with_file_name("text.sock")
 }
 
 fn vector(seed: u64) -> Vec<f32> {
@@ -170,12 +180,17 @@ fn load_command_drives_the_server_with_either_client_and_reports_it() {
     write_fvecs(&base, (0..300).map(vector));
     write_fvecs(&queries, (1000..1020).map(vector));
 
-    for (client, preload) in [("h2", true), ("tonic", false)] {
-        let json = dir.path().join(format!("{client}.json"));
+    let over_unix = format!("unix:{}", unix_socket(&dir.path().join("data")).display());
+    let runs = [
+        ("h2", &address, true),
+        ("tonic", &address, false),
+        ("h2", &over_unix, false),
+        ("tonic", &over_unix, false),
+    ];
+    for (run, (client, address, preload)) in runs.into_iter().enumerate() {
+        let json = dir.path().join(format!("{run}-{client}.json"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_kyro-bench"));
-        command.args([
-            "load", "--addr", &address, "--key", &key, "--client", client,
-        ]);
+        command.args(["load", "--addr", address, "--key", &key, "--client", client]);
         command
             .arg("--base")
             .arg(&base)
@@ -194,7 +209,7 @@ fn load_command_drives_the_server_with_either_client_and_reports_it() {
         let output = command.output().expect("kyro-bench runs");
         assert!(
             output.status.success(),
-            "kyro-bench load --client {client} failed: {}",
+            "kyro-bench load --client {client} --addr {address} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
