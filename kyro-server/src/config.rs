@@ -239,7 +239,7 @@ impl Default for LimitSettings {
             default_timeout_ms: 30_000,
             worker_threads: 0,
             worker_spin_us: 200,
-            io_spin_us: 0,
+            io_spin_us: 25,
             io_threads: 0,
             max_batch_searches: 256,
         }
