@@ -38,24 +38,8 @@ trap '[ -n "$server" ] && kill $server 2>/dev/null && wait $server; rm -rf "$dat
 common=(--base "$data_set/base.fvecs" --queries "$data_set/query.fvecs"
         --points "$points")
 
-start_server() {
-    : > "$out/server.out"
-    "$bin/kyro-server" --data-dir "$data" --http-listen 127.0.0.1:0 \
-        --set instances.text.query_cache_bytes=0 >> "$out/server.out" 2> "$out/server.err" &
-    server=$!
-    for _ in $(seq 1 600); do
-        grep -q '^ready$' "$out/server.out" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "kyro-server did not start" >&2
-    exit 1
-}
-
-stop_server() {
-    kill -TERM "$server"
-    wait "$server"
-    server=
-}
+# shellcheck source=benches/server-lib.sh
+. benches/server-lib.sh
 
 start_server
 key=$(sed -n 's/^admin key (shown once, stored hashed): //p' "$out/server.out")

@@ -44,28 +44,16 @@ trap '[ -n "$server" ] && kill $server 2>/dev/null && wait $server; rm -rf "$dat
 common=(--base "$data_set/base.fvecs" --queries "$data_set/query.fvecs"
         --points "$points" --no-recall)
 
-start_server() { # FLAGS
-    : > "$out/server.out"
+# shellcheck source=benches/server-lib.sh
+. benches/server-lib.sh
+
+# start_server_with FLAGS: FLAGS split into words, and the Unix socket.
+start_server_with() {
     # shellcheck disable=SC2086 # the flags are words on purpose
-    "$bin/kyro-server" --data-dir "$data" --http-listen 127.0.0.1:0 \
-        --set instances.text.query_cache_bytes=0 \
-        --set "instances.text.listen_unix=$socket" $1 >> "$out/server.out" 2> "$out/server.err" &
-    server=$!
-    for _ in $(seq 1 600); do
-        grep -q '^ready$' "$out/server.out" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "kyro-server did not start" >&2
-    exit 1
+    start_server --set "instances.text.listen_unix=$socket" $1
 }
 
-stop_server() {
-    kill -TERM "$server"
-    wait "$server"
-    server=
-}
-
-start_server ""
+start_server_with ""
 key=$(sed -n 's/^admin key (shown once, stored hashed): //p' "$out/server.out")
 grpc() { # ADDRESS ARGS...
     local address=$1
@@ -77,7 +65,7 @@ grpc http://127.0.0.1:50051 --preload --concurrency 1 --duration 1 --json "$out/
 stop_server
 
 grpc_run() { # NAME FLAGS ADDRESS ROUND C
-    start_server "$2"
+    start_server_with "$2"
     echo "== round $4: $1 ($2, $3), concurrency $5"
     grpc "$3" --concurrency "$5" --duration "$duration" --json "$out/r$4-$1-c$5.json"
     stop_server

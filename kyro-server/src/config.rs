@@ -13,7 +13,7 @@ use kyro_engine::{HnswParams, Metric, Quantization};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::workers::{available_cores, WorkerPoolSettings};
+use crate::workers::available_cores;
 
 /// The prefix of environment overrides: `KYRO__LIMITS__MAX_CONCURRENT_REQUESTS=64`
 /// sets `limits.max_concurrent_requests`.
@@ -211,12 +211,9 @@ impl LimitSettings {
         Duration::from_micros(self.io_spin_us)
     }
 
-    /// How to start the worker pool.
-    pub fn worker_pool(&self) -> WorkerPoolSettings {
-        WorkerPoolSettings {
-            threads: self.worker_threads,
-            spin: Duration::from_micros(self.worker_spin_us),
-        }
+    /// `worker_spin_us` as a duration.
+    pub fn worker_spin(&self) -> Duration {
+        Duration::from_micros(self.worker_spin_us)
     }
 
     /// The I/O threads to start: `io_threads`, or when 0 one per four cores

@@ -107,8 +107,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         tracing::warn!("AUTHENTICATION IS DISABLED (auth.enabled = false): every request is an admin of tenant \"default\". Use this for local development only.");
     }
 
-    let workers =
-        Arc::new(WorkerPool::new(config.limits.worker_pool()).context("starting the worker pool")?);
+    let workers = Arc::new(
+        WorkerPool::new(config.limits.worker_threads, config.limits.worker_spin())
+            .context("starting the worker pool")?,
+    );
     let config_toml = Arc::new(config.to_toml());
     let io_spin = crate::io_spin::IoSpin::new(config.limits.io_spin());
     tokio::spawn(io_spin.clone().run());
@@ -185,20 +187,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
             let listener = bind_unix(socket).with_context(|| {
                 format!("instances.{name}.listen_unix: binding {}", socket.display())
             })?;
-            let mut stopped = stopped.clone();
-            let shutdown = async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            };
             grpc_tasks.push(tokio::spawn(router.clone().serve_with_incoming_shutdown(
                 UnixListenerStream::new(listener),
-                shutdown,
+                stop_requested(stopped.clone()),
             )));
             unix_sockets.push((name.clone(), socket.clone()));
         }
-        let mut stopped = stopped.clone();
-        let shutdown = async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        };
         // Our own listener (bound above, so port 0 resolves before we
         // report it): tonic's `tcp_nodelay` only covers listeners it binds,
         // so set it here. Without it, Nagle plus delayed ACKs stall small
@@ -206,9 +200,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         let incoming = TcpIncoming::from(listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
-        grpc_tasks.push(tokio::spawn(
-            router.serve_with_incoming_shutdown(incoming, shutdown),
-        ));
+        grpc_tasks.push(tokio::spawn(router.serve_with_incoming_shutdown(
+            incoming,
+            stop_requested(stopped.clone()),
+        )));
         health.push(reporter);
         grpc_addresses.push((name.clone(), bound));
     }
@@ -223,11 +218,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         .await
         .with_context(|| format!("http.listen: binding {http_address}"))?;
     let http_bound = http_listener.local_addr()?;
-    let mut http_stopped = stopped.clone();
     let http_server = axum::serve(http_listener, http::router(http_state.clone()))
-        .with_graceful_shutdown(async move {
-            let _ = http_stopped.wait_for(|stop| *stop).await;
-        });
+        .with_graceful_shutdown(stop_requested(stopped.clone()));
     let http_task = tokio::spawn(async move { http_server.await });
     http_state.ready.store(true, Ordering::Release);
     Ok(StartedServer {
@@ -294,6 +286,12 @@ impl StartedServer {
             .await
             .context("closing instances")?
     }
+}
+
+/// Resolves once [`StartedServer::shutdown`] asks the listeners to stop (or
+/// the sender is gone).
+async fn stop_requested(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 /// Binds a Unix socket at `path`, replacing a socket file an earlier run

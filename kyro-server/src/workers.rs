@@ -28,27 +28,19 @@ pub struct WorkerPool {
     threads: Vec<JoinHandle<()>>,
 }
 
-/// How the pool's threads are started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WorkerPoolSettings {
-    /// Worker threads (0: one per core).
-    pub threads: usize,
-    /// How long an idle worker polls the queue before it sleeps.
-    pub spin: Duration,
-}
-
 /// The cores this process may run on (1 when that cannot be read).
 pub fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl WorkerPool {
-    /// Starts the workers.
-    pub fn new(settings: WorkerPoolSettings) -> std::io::Result<WorkerPool> {
-        let count = if settings.threads == 0 {
+    /// `threads` workers (0: one per core) that poll for `spin` before they
+    /// sleep on an empty queue.
+    pub fn new(threads: usize, spin: Duration) -> std::io::Result<WorkerPool> {
+        let count = if threads == 0 {
             available_cores()
         } else {
-            settings.threads
+            threads
         };
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         let threads = (0..count)
@@ -57,7 +49,7 @@ impl WorkerPool {
                 std::thread::Builder::new()
                     .name(format!("kyro-worker-{i}"))
                     .spawn(move || {
-                        while let Some(job) = next_job(&queue, settings.spin) {
+                        while let Some(job) = next_job(&queue, spin) {
                             job();
                         }
                     })
@@ -145,7 +137,7 @@ mod tests {
 
     #[tokio::test]
     async fn runs_work_and_turns_panics_and_stale_work_into_statuses() {
-        let pool = WorkerPool::new(settings(2, Duration::from_micros(200))).unwrap();
+        let pool = WorkerPool::new(2, Duration::from_micros(200)).unwrap();
         assert_eq!(pool.threads(), 2);
         assert_eq!(pool.run(None, || Ok(6 * 7)).await.unwrap(), 42);
 
@@ -165,7 +157,7 @@ mod tests {
     #[tokio::test]
     async fn workers_that_slept_still_pick_up_work_and_drop_joins_them() {
         for spin in [Duration::ZERO, Duration::from_micros(200)] {
-            let pool = WorkerPool::new(settings(2, spin)).unwrap();
+            let pool = WorkerPool::new(2, spin).unwrap();
             for round in 0..3u64 {
                 // Long enough for every worker to give up polling and sleep.
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -174,10 +166,6 @@ mod tests {
             }
             drop(pool);
         }
-    }
-
-    fn settings(threads: usize, spin: Duration) -> WorkerPoolSettings {
-        WorkerPoolSettings { threads, spin }
     }
 
     async fn run_eight_in_turn(pool: &WorkerPool, round: u64) -> Vec<u64> {

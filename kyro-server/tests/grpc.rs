@@ -1093,16 +1093,7 @@ fn a_unix_socket_path_held_by_another_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let taken = dir.path().join("notes.txt");
     std::fs::write(&taken, "not a socket").unwrap();
-    let output = std::process::Command::new(binary())
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args([
-            "--listen",
-            "text=127.0.0.1:0",
-            "--listen",
-            "image=127.0.0.1:0",
-        ])
-        .args(["--http-listen", "127.0.0.1:0"])
+    let output = server_command(&dir.path().join("data"))
         .arg("--set")
         .arg(format!("instances.image.listen_unix={}", taken.display()))
         .output()

@@ -99,6 +99,23 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_kyro-server")
 }
 
+/// The server binary over `data_dir`, every listener on an ephemeral
+/// loopback port.
+pub fn server_command(data_dir: &Path) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "--listen",
+            "text=127.0.0.1:0",
+            "--listen",
+            "image=127.0.0.1:0",
+        ])
+        .args(["--http-listen", "127.0.0.1:0"]);
+    command
+}
+
 impl TestServer {
     /// Starts a server over `data_dir` with `config` and extra flags.
     pub fn start_with(data_dir: &Path, config: Option<&Path>, flags: &[&str]) -> TestServer {
@@ -114,17 +131,8 @@ impl TestServer {
         log_level: &str,
         stderr: Stdio,
     ) -> TestServer {
-        let mut command = Command::new(binary());
+        let mut command = server_command(data_dir);
         command
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--listen",
-                "text=127.0.0.1:0",
-                "--listen",
-                "image=127.0.0.1:0",
-            ])
-            .args(["--http-listen", "127.0.0.1:0"])
             .args(flags)
             .env("RUST_LOG", log_level)
             .stdin(Stdio::null())
