@@ -2,7 +2,7 @@
 //! `kyro-server` instance over gRPC, or against an engine instance opened in
 //! this process (the baseline the gRPC figures are compared with).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -429,18 +429,7 @@ async fn connect_channel(address: &str) -> Result<Channel> {
             .connect()
             .await?);
     };
-    let path = PathBuf::from(path);
-    // The URI only names the authority; the connector ignores it.
-    let channel = tonic::transport::Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await?;
-    Ok(channel)
+    Ok(kyro_proto::unix_channel(Path::new(path)).await?)
 }
 
 /// A client of the timed loop: the calls it makes, over either client.

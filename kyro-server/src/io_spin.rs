@@ -53,13 +53,20 @@ impl IoSpin {
         self.wake_ups.load(Ordering::Relaxed)
     }
 
-    /// A request started or finished.
+    /// A request started or finished now.
     pub fn touch(&self) {
+        self.touch_at(Instant::now());
+    }
+
+    /// A request started or finished at `when` (the request path has the
+    /// time at hand already: no second clock read).
+    pub fn touch_at(&self, when: Instant) {
         if self.spin.is_zero() {
             return;
         }
+        let since_epoch = when.saturating_duration_since(self.epoch);
         self.last_activity_us
-            .store(self.epoch.elapsed().as_micros() as u64, Ordering::SeqCst);
+            .store(since_epoch.as_micros() as u64, Ordering::SeqCst);
         // Paired with the spinner's store of `sleeping` and its second look
         // at the activity (all SeqCst): one side always sees the other.
         if self.sleeping.load(Ordering::SeqCst) {

@@ -144,7 +144,7 @@ impl KyroService {
         Fut: Future<Output = Result<Resp, Status>>,
     {
         let started = Instant::now();
-        self.context.io_spin.touch();
+        self.context.io_spin.touch_at(started);
         // Authenticate before opening the span so that it gets every field
         // at once: recording fields into an open span formats them again.
         let caller = self.authenticate(request.metadata());
@@ -167,7 +167,7 @@ impl KyroService {
         .instrument(span.clone())
         .await;
         let elapsed = started.elapsed();
-        self.context.io_spin.touch();
+        self.context.io_spin.touch_at(started + elapsed);
         let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
         self.context.metrics.record(rpc, code, elapsed);
         span.in_scope(|| match &result {

@@ -3,6 +3,9 @@
 //! the gateway, the benchmarks and the tests all use these.
 
 pub mod codec;
+mod unix;
+
+pub use unix::unix_channel;
 
 /// The `kyro.v1` package.
 pub mod v1 {

@@ -325,15 +325,7 @@ pub async fn channel(address: SocketAddr) -> Channel {
 
 /// A channel over the Unix socket at `path` (an instance's `listen_unix`).
 pub async fn unix_channel(path: &Path) -> Channel {
-    let path = path.to_owned();
-    tonic::transport::Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
+    kyro_proto::unix_channel(path)
         .await
         .expect("connecting to kyro-server's Unix socket")
 }
