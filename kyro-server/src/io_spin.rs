@@ -53,11 +53,6 @@ impl IoSpin {
         self.wake_ups.load(Ordering::Relaxed)
     }
 
-    /// A request started or finished now.
-    pub fn touch(&self) {
-        self.touch_at(Instant::now());
-    }
-
     /// A request started or finished at `when` (the request path has the
     /// time at hand already: no second clock read).
     pub fn touch_at(&self, when: Instant) {
@@ -130,7 +125,7 @@ mod tests {
         // Counted wake-ups rather than the awake state itself, which lasts
         // only the window and may pass unseen on a busy machine.
         for round in 1..=3 {
-            spin.touch();
+            spin.touch_at(Instant::now());
             assert!(
                 eventually(|| spin.wake_ups() >= round).await,
                 "a request wakes it"
@@ -147,7 +142,7 @@ mod tests {
     async fn a_zero_window_never_spins() {
         let spin = IoSpin::new(Duration::ZERO);
         spin.clone().run().await; // returns at once
-        spin.touch();
+        spin.touch_at(Instant::now());
         assert!(!spin.is_sleeping(), "nothing ever runs, so nothing sleeps");
     }
 }
