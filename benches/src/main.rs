@@ -21,6 +21,7 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
+use kyro_engine::storage::PlannerConfig;
 use kyro_engine::{HnswIndex, HnswParams, IndexConfig, Metric, Quantization, VectorIndex};
 use rayon::prelude::*;
 
@@ -222,6 +223,15 @@ struct FilterArgs {
     /// Writer threads and ground-truth threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Filters matching at most this many points are scanned exactly (the
+    /// planner's `exact_filter_matches`; 0 with a selectivity of 0 always
+    /// walks the graph, a large value always scans).
+    #[arg(long, default_value_t = PlannerConfig::default().exact_filter_matches)]
+    exact_filter_matches: usize,
+    /// Filters matching less than this fraction of the points are scanned
+    /// exactly (the planner's `exact_filter_selectivity`).
+    #[arg(long, default_value_t = PlannerConfig::default().exact_filter_selectivity)]
+    exact_filter_selectivity: f64,
     /// Instance directory (default: a temporary one, removed afterwards).
     #[arg(long, value_name = "DIR")]
     storage: Option<PathBuf>,
@@ -673,6 +683,7 @@ fn run_ann(args: AnnArgs) -> Result<()> {
             fsync: args.fsync.parse()?,
             threads,
             reuse: args.reuse_storage,
+            planner: PlannerConfig::default(),
         };
         let facts = storage_runs::run_ann_storage(&settings, base, &queries, &gt, k, &args.ef)?;
         let engine = args
@@ -915,6 +926,11 @@ fn run_filter(args: FilterArgs) -> Result<()> {
         fsync: kyro_engine::storage::FsyncPolicy::Never,
         threads,
         reuse: false,
+        planner: PlannerConfig {
+            exact_filter_matches: args.exact_filter_matches,
+            exact_filter_selectivity: args.exact_filter_selectivity,
+            ..PlannerConfig::default()
+        },
     };
     let report = storage_runs::run_filter(
         &settings,

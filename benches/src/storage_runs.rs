@@ -13,7 +13,8 @@ use anyhow::{bail, ensure, Context, Result};
 use indicatif::ProgressBar;
 use kyro_engine::payload::{Filter, Payload, PayloadValue, Range};
 use kyro_engine::storage::{
-    FsyncPolicy, Instance, InstanceConfig, NamespaceRef, PointWrite, QueryPlan, SearchRequest,
+    FsyncPolicy, Instance, InstanceConfig, NamespaceRef, PlannerConfig, PointWrite, QueryPlan,
+    SearchRequest,
 };
 use kyro_engine::{HnswParams, Metric, Quantization};
 use rand::{Rng, SeedableRng};
@@ -47,6 +48,8 @@ pub(crate) struct StorageSettings {
     pub(crate) threads: usize,
     /// Serve an instance a previous run left in `dir` instead of building one.
     pub(crate) reuse: bool,
+    /// When searches scan exactly instead of walking the graph.
+    pub(crate) planner: PlannerConfig,
 }
 
 impl StorageSettings {
@@ -61,6 +64,7 @@ impl StorageSettings {
         config.cache.query_cache_bytes = 0;
         config.optimizer.background = false;
         config.optimizer.build_threads = self.threads;
+        config.planner = self.planner;
         config
     }
 }

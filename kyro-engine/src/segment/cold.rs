@@ -14,7 +14,9 @@ use parking_lot::Mutex;
 use super::file::{write_file, FileKind, MappedFile, SegmentError, HEADER_BYTES};
 use crate::distance::{prepared_distance, Metric, ScalarQuantizer};
 use crate::error::EngineError;
-use crate::hnsw::search::{search_graph, GraphQuery, NeighborLists, PointRows, SearchScratch};
+use crate::hnsw::search::{
+    search_graph, Candidate, GraphQuery, NeighborLists, PointRows, SearchScratch,
+};
 use crate::hnsw::{GraphExport, HnswIndex};
 use crate::index::{InternalFilter, LabelFilter, Neighbor, SearchParams};
 
@@ -292,6 +294,12 @@ impl ColdSegment {
 
     /// Exact distances from `query` to the live points in `slots`, the `k`
     /// nearest first; slots out of range or deleted are skipped.
+    ///
+    /// With an `i8` copy the scan ranks every slot by its `i8` distance
+    /// (a quarter of the memory traffic of the `f32` rows, and no fault on
+    /// the `f32` mapping) and rescores the best few (`exact_rescore_count`)
+    /// exactly from the `f32` file, as the graph walk does. A scan of few
+    /// points reads their `f32` rows directly.
     pub fn score_slots(
         &self,
         query: &[f32],
@@ -300,17 +308,53 @@ impl ColdSegment {
     ) -> Result<Vec<Neighbor>, EngineError> {
         SearchParams::new(k, k).validate()?;
         let prepared = self.prepare(query)?;
-        let ids = self.ids();
-        let mut scored: Vec<Neighbor> = slots
+        let live: Vec<u32> = slots
             .filter(|&slot| (slot as usize) < self.nodes && !self.is_deleted_bit(slot))
-            .filter_map(|slot| {
-                let distance = prepared_distance(self.metric, &prepared, self.f32_row(slot));
-                ids.get(slot as usize).map(|&id| Neighbor { id, distance })
+            .collect();
+        let rescored = exact_rescore_count(k);
+        let scored: Vec<Candidate> = match &self.quantizer {
+            // Few points: their f32 rows cost less than the rescoring reads.
+            Some(quantizer)
+                if self.quantized.is_some() && live.len() > rescored * SMALL_SCAN_FACTOR =>
+            {
+                let query_i8 = quantizer.quantize(&prepared);
+                let mut ranked: Vec<Candidate> = live
+                    .iter()
+                    .map(|&slot| Candidate {
+                        distance: self
+                            .i8_row(slot)
+                            .map_or(f32::INFINITY, |row| quantizer.distance(&query_i8, row)),
+                        node: slot,
+                    })
+                    .collect();
+                keep_nearest(&mut ranked, rescored);
+                for candidate in &mut ranked {
+                    candidate.distance =
+                        self.rescore_distance(self.metric, &prepared, candidate.node);
+                }
+                ranked
+            }
+            _ => live
+                .iter()
+                .map(|&slot| Candidate {
+                    distance: prepared_distance(self.metric, &prepared, self.f32_row(slot)),
+                    node: slot,
+                })
+                .collect(),
+        };
+        let ids = self.ids();
+        let mut nearest: Vec<Neighbor> = scored
+            .into_iter()
+            .filter_map(|c| {
+                ids.get(c.node as usize).map(|&id| Neighbor {
+                    id,
+                    distance: c.distance,
+                })
             })
             .collect();
-        scored.sort_unstable_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-        scored.truncate(k);
-        Ok(scored)
+        nearest.sort_unstable_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+        nearest.truncate(k);
+        Ok(nearest)
     }
 
     /// Number of slots (live and deleted) in the segment.
@@ -468,6 +512,28 @@ impl PointRows for ColdSegment {
                 Err(_) => f32::INFINITY,
             }
         })
+    }
+}
+
+/// How many of an exact scan's `i8`-ranked points are rescored from the
+/// `f32` file for `k` hits: the `i8` distance only ranks, and a true
+/// neighbour it places a little too far must still be rescored.
+fn exact_rescore_count(k: usize) -> usize {
+    k.saturating_mul(EXACT_RESCORE_FACTOR)
+        .max(k + EXACT_RESCORE_MIN_EXTRA)
+}
+
+const EXACT_RESCORE_FACTOR: usize = 4;
+const EXACT_RESCORE_MIN_EXTRA: usize = 32;
+/// An exact scan of at most this many times the rescored count reads the
+/// `f32` rows directly (measured on MiniLM, `docs/benchmarks.md`).
+const SMALL_SCAN_FACTOR: usize = 16;
+
+/// Keeps the `n` nearest of `candidates` (in no particular order).
+fn keep_nearest(candidates: &mut Vec<Candidate>, n: usize) {
+    if candidates.len() > n {
+        candidates.select_nth_unstable(n);
+        candidates.truncate(n);
     }
 }
 

@@ -50,7 +50,8 @@ mod tests {
         assert_eq!(plan(&config, 1_000_000, Some(1_500)), QueryPlan::Exact);
         assert_eq!(plan(&config, 1_000_000, Some(8_000)), QueryPlan::Exact);
         assert_eq!(plan(&config, 1_000_000, Some(15_000)), QueryPlan::Graph);
-        assert_eq!(plan(&config, 50_000, Some(5_000)), QueryPlan::Graph);
+        assert_eq!(plan(&config, 50_000, Some(5_000)), QueryPlan::Exact);
+        assert_eq!(plan(&config, 50_000, Some(9_000)), QueryPlan::Graph);
         assert_eq!(plan(&config, 1_000_000, Some(500_000)), QueryPlan::Graph);
         assert_eq!(plan(&config, 50_000, Some(25_000)), QueryPlan::Graph);
     }

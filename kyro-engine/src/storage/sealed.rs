@@ -184,13 +184,78 @@ impl SealedSegment {
     }
 
     /// Exact search over the given points (those not here are skipped).
+    /// Points in ascending order (a bitmap's) are looked up by galloping
+    /// forward through the sorted point table instead of a binary search
+    /// each.
     pub(crate) fn score(
         &self,
         query: &[f32],
         k: usize,
         points: &mut dyn Iterator<Item = u32>,
     ) -> Result<Vec<Neighbor>, EngineError> {
-        let mut slots = points.filter_map(|point| u32::try_from(self.row_of(point)?[1]).ok());
+        let mut lookup = AscendingLookup::new(self.entries());
+        let mut slots = points.filter_map(|point| u32::try_from(lookup.find(point)?[1]).ok());
         self.cold.score_slots(query, k, &mut slots)
+    }
+}
+
+/// Finds rows of a point table (sorted by point) for points asked in mostly
+/// ascending order: each search starts where the previous one ended and
+/// widens its window exponentially, so a run of `m` points over `n` rows
+/// costs O(m log(n / m)) rather than O(m log n) with cache misses. A point
+/// below the previous one starts again from the first row.
+struct AscendingLookup<'a> {
+    rows: &'a [PointRow],
+    from: usize,
+}
+
+impl<'a> AscendingLookup<'a> {
+    fn new(rows: &'a [PointRow]) -> Self {
+        Self { rows, from: 0 }
+    }
+
+    fn find(&mut self, point: u32) -> Option<&'a PointRow> {
+        let key = u64::from(point);
+        if self
+            .rows
+            .get(self.from.wrapping_sub(1))
+            .is_some_and(|row| row[0] >= key)
+        {
+            self.from = 0;
+        }
+        let rest = &self.rows[self.from.min(self.rows.len())..];
+        let mut window = 1;
+        while window < rest.len() && rest[window][0] < key {
+            window *= 2;
+        }
+        let window = &rest[..(window + 1).min(rest.len())];
+        self.from += window.partition_point(|row| row[0] < key);
+        self.rows.get(self.from).filter(|row| row[0] == key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascending_lookup_finds_what_a_binary_search_finds_in_any_order() {
+        // Points 0, 3, 6, ... with slot and doc derived from them.
+        let rows: Vec<PointRow> = (0..500u64).map(|i| [i * 3, i, i + 1_000]).collect();
+        let binary = |point: u32| {
+            rows.binary_search_by_key(&u64::from(point), |row| row[0])
+                .ok()
+                .map(|at| rows[at])
+        };
+        let ascending: Vec<u32> = (0..1_600).collect();
+        let descending: Vec<u32> = ascending.iter().rev().copied().collect();
+        let jumping: Vec<u32> = (0..1_600).map(|i| (i * 7919) % 1_600).collect();
+        for order in [ascending, descending, jumping] {
+            let mut lookup = AscendingLookup::new(&rows);
+            for &point in &order {
+                assert_eq!(lookup.find(point).copied(), binary(point), "point {point}");
+            }
+        }
+        assert_eq!(AscendingLookup::new(&[]).find(4), None);
     }
 }
