@@ -239,6 +239,22 @@ fn get_update_delete_count_and_scroll_behave_like_a_database() {
         .points
         .iter()
         .all(|p| p.doc_id > 10 && p.doc_id % 2 == 0));
+    // The next page of the same filter sees a change made in between (the
+    // filter's result is cached per namespace until a write).
+    let scroll_even = |after| {
+        let page = instance.scroll(A, Some(&even), after, 100, false, false);
+        page.unwrap()
+            .points
+            .iter()
+            .map(|p| p.doc_id)
+            .collect::<Vec<u64>>()
+    };
+    assert!(scroll_even(Some(10)).contains(&12));
+    instance
+        .update_payload(A, 12, tag("odd"), PayloadUpdate::Replace)
+        .unwrap();
+    assert!(!scroll_even(Some(10)).contains(&12));
+    assert_eq!(instance.count(A, Some(&even)).unwrap(), 24);
     assert!(instance.scroll(A, None, None, 0, false, false).is_err());
 }
 

@@ -530,9 +530,10 @@ impl Instance {
             Some(after) => after + 1,
         };
         let points = namespace.points.read();
-        let allowed: Option<RoaringBitmap> =
-            filter.map(|f| points.payloads.evaluate(f, &points.live));
-        let universe = allowed.as_ref().unwrap_or(&points.live);
+        // Through the namespace's filter-result cache: the pages of one
+        // scroll share a filter, and evaluate it once while nothing changes.
+        let allowed: Option<Arc<RoaringBitmap>> = filter.map(|f| namespace.matching(&points, f));
+        let universe = allowed.as_deref().unwrap_or(&points.live);
         let set = namespace.segment_set();
         let start_key = keys::doc_key(namespace.id, start);
         let iter = store.db().iterator_cf(

@@ -543,7 +543,7 @@ impl Namespace {
             None => points.live.len(),
             Some(filter) => {
                 filter.validate()?;
-                points.payloads.evaluate(filter, &points.live).len()
+                self.matching(&points, filter).len()
             }
         })
     }
