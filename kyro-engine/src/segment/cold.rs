@@ -520,7 +520,7 @@ impl PointRows for ColdSegment {
 /// neighbour it places a little too far must still be rescored.
 fn exact_rescore_count(k: usize) -> usize {
     k.saturating_mul(EXACT_RESCORE_FACTOR)
-        .max(k + EXACT_RESCORE_MIN_EXTRA)
+        .max(k.saturating_add(EXACT_RESCORE_MIN_EXTRA))
 }
 
 const EXACT_RESCORE_FACTOR: usize = 4;
