@@ -7,7 +7,7 @@ use parking_lot::RwLock;
 
 use crate::distance::prepared_distance;
 use crate::error::EngineError;
-use crate::index::{IndexConfig, MemoryUsage, Neighbor, SearchParams, VectorIndex};
+use crate::index::{keep_k_nearest, IndexConfig, MemoryUsage, Neighbor, SearchParams, VectorIndex};
 
 /// An exact index: every search scores every live point.
 pub struct FlatIndex {
@@ -63,13 +63,7 @@ impl FlatIndex {
                 })
             })
             .collect();
-        let by_distance =
-            |a: &Neighbor, b: &Neighbor| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id));
-        if scored.len() > k {
-            scored.select_nth_unstable_by(k, by_distance);
-            scored.truncate(k);
-        }
-        scored.sort_unstable_by(by_distance);
+        keep_k_nearest(&mut scored, k);
         Ok(scored)
     }
 }

@@ -105,6 +105,24 @@ pub struct Neighbor {
     pub distance: f32,
 }
 
+impl Neighbor {
+    /// Nearest first; equal distances by id, so that answers are
+    /// deterministic.
+    pub(crate) fn nearest_first(a: &Neighbor, b: &Neighbor) -> std::cmp::Ordering {
+        a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id))
+    }
+}
+
+/// Keeps the `k` nearest of `neighbors`, nearest first
+/// ([`Neighbor::nearest_first`]).
+pub(crate) fn keep_k_nearest(neighbors: &mut Vec<Neighbor>, k: usize) {
+    if neighbors.len() > k {
+        neighbors.select_nth_unstable_by(k, Neighbor::nearest_first);
+        neighbors.truncate(k);
+    }
+    neighbors.sort_unstable_by(Neighbor::nearest_first);
+}
+
 /// A filter over internal ids (the `u32` slot numbers an index hands out on
 /// insert). Internal ids, not external ones, so that callers can back it with
 /// dense bitmaps.

@@ -18,7 +18,7 @@ use crate::hnsw::search::{
     search_graph, Candidate, GraphQuery, NeighborLists, PointRows, SearchScratch,
 };
 use crate::hnsw::{GraphExport, HnswIndex};
-use crate::index::{InternalFilter, LabelFilter, Neighbor, SearchParams};
+use crate::index::{keep_k_nearest, InternalFilter, LabelFilter, Neighbor, SearchParams};
 
 const GRAPH_FILE: &str = "graph.hnsw";
 const VECTORS_F32_FILE: &str = "vectors.f32";
@@ -327,7 +327,7 @@ impl ColdSegment {
                         node: slot,
                     })
                     .collect();
-                keep_nearest(&mut ranked, rescored);
+                keep_nearest_candidates(&mut ranked, rescored);
                 for candidate in &mut ranked {
                     candidate.distance =
                         self.rescore_distance(self.metric, &prepared, candidate.node);
@@ -352,8 +352,7 @@ impl ColdSegment {
                 })
             })
             .collect();
-        nearest.sort_unstable_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-        nearest.truncate(k);
+        keep_k_nearest(&mut nearest, k);
         Ok(nearest)
     }
 
@@ -530,7 +529,7 @@ const EXACT_RESCORE_MIN_EXTRA: usize = 32;
 const SMALL_SCAN_FACTOR: usize = 16;
 
 /// Keeps the `n` nearest of `candidates` (in no particular order).
-fn keep_nearest(candidates: &mut Vec<Candidate>, n: usize) {
+fn keep_nearest_candidates(candidates: &mut Vec<Candidate>, n: usize) {
     if candidates.len() > n {
         candidates.select_nth_unstable(n);
         candidates.truncate(n);

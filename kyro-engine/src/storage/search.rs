@@ -92,7 +92,7 @@ pub(crate) fn search(
             }
         }
     }
-    found.sort_unstable_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+    found.sort_unstable_by(Neighbor::nearest_first);
     let mut seen = HashSet::with_capacity(k);
     found.retain(|n| seen.insert(n.id));
     found.truncate(k);
