@@ -224,8 +224,9 @@ struct FilterArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Filters matching at most this many points are scanned exactly (the
-    /// planner's `exact_filter_matches`; 0 with a selectivity of 0 always
-    /// walks the graph, a large value always scans).
+    /// planner's `exact_filter_matches`; a large value always scans, 0 with
+    /// a selectivity of 0 walks the graph unless the namespace has fewer
+    /// than 10,000 points).
     #[arg(long, default_value_t = PlannerConfig::default().exact_filter_matches)]
     exact_filter_matches: usize,
     /// Filters matching less than this fraction of the points are scanned

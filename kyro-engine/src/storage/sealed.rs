@@ -216,14 +216,12 @@ impl<'a> AscendingLookup<'a> {
 
     fn find(&mut self, point: u32) -> Option<&'a PointRow> {
         let key = u64::from(point);
-        if self
-            .rows
-            .get(self.from.wrapping_sub(1))
-            .is_some_and(|row| row[0] >= key)
-        {
+        // `from` is the first row not below the previous point (at most
+        // `rows.len()`), so every row before it is below that point.
+        if self.from > 0 && self.rows[self.from - 1][0] >= key {
             self.from = 0;
         }
-        let rest = &self.rows[self.from.min(self.rows.len())..];
+        let rest = &self.rows[self.from..];
         let mut window = 1;
         while window < rest.len() && rest[window][0] < key {
             window *= 2;
