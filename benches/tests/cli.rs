@@ -161,7 +161,53 @@ fn cache_reports_every_trace_size_and_policy_with_hit_ratios_in_range() {
             }
         }
     }
-    // The table names every policy and marks a best per row.
+    // The printed table carries the same figures as the JSON: each row's
+    // hit ratios, and a star on the best of the row.
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("kyro") && table.contains("moka") && table.contains('*'));
+    let ratio_of = |trace: &str, size_pct: f64, policy: &str| -> f64 {
+        runs.iter()
+            .find(|r| {
+                r["trace"] == trace
+                    && r["size_pct"].as_f64() == Some(size_pct)
+                    && r["policy"] == policy
+            })
+            .and_then(|r| r["hit_ratio"].as_f64())
+            .expect("a run")
+    };
+    let mut rows_checked = 0;
+    for line in table.lines() {
+        // trace  size%  entries  kyro  lru  moka  kyro-moka; the best
+        // ratio of the row carries a star.
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        let Some(trace) = cells
+            .first()
+            .filter(|t| t.starts_with("zipf") || **t == "shifting")
+        else {
+            continue;
+        };
+        assert_eq!(cells.len(), 7, "{line}");
+        let size_pct: f64 = cells[1].trim_end_matches('%').parse().expect("size");
+        let printed: Vec<f64> = cells[3..6]
+            .iter()
+            .map(|c| c.trim_end_matches('*').parse().expect("a hit ratio"))
+            .collect();
+        let expected: Vec<f64> = ["kyro", "lru", "moka"]
+            .iter()
+            .map(|p| ratio_of(trace, size_pct, p))
+            .collect();
+        for (got, want) in printed.iter().zip(&expected) {
+            assert!((got - want).abs() <= 0.000_051, "{line}: {got} vs {want}");
+        }
+        let difference: f64 = cells[6].parse().expect("kyro-moka");
+        assert!(
+            (difference - (expected[0] - expected[2])).abs() <= 0.000_11,
+            "{line}"
+        );
+        let best = expected.iter().cloned().fold(f64::MIN, f64::max);
+        for (cell, ratio) in cells[3..6].iter().zip(&expected) {
+            assert_eq!(cell.ends_with('*'), *ratio == best, "{line}: star misplaced");
+        }
+        rows_checked += 1;
+    }
+    assert_eq!(rows_checked, 4 * 3, "a row per trace and size:\n{table}");
 }

@@ -31,4 +31,8 @@ pub enum EngineError {
     /// The index cannot hold more points (internal ids are 32-bit).
     #[error("index is full: {capacity} points")]
     CapacityExceeded { capacity: usize },
+    /// A long operation (a bulk build) was asked to stop before it finished;
+    /// nothing it produced was kept.
+    #[error("cancelled: {what}")]
+    Cancelled { what: &'static str },
 }

@@ -96,6 +96,14 @@ pub struct InstanceSettings {
     pub query_cache_bytes: u64,
     /// Byte budget of the point cache (0 disables it).
     pub point_cache_bytes: u64,
+    /// How often the background optimizer looks for segments to merge
+    /// (milliseconds).
+    pub optimizer_interval_ms: u64,
+    /// Merge cold segments of one size tier once there are this many (a
+    /// tier spans a factor of this number in live points).
+    pub merge_min_segments: usize,
+    /// Cold segments with fewer live points than this take part in merges.
+    pub small_segment_points: usize,
 }
 
 impl InstanceSettings {
@@ -115,6 +123,9 @@ impl InstanceSettings {
             cold_quantization: engine.cold_quantization.to_string(),
             query_cache_bytes: engine.cache.query_cache_bytes,
             point_cache_bytes: engine.cache.point_cache_bytes,
+            optimizer_interval_ms: engine.optimizer.interval.as_millis() as u64,
+            merge_min_segments: engine.optimizer.merge_min_segments,
+            small_segment_points: engine.optimizer.small_segment_points,
         }
     }
 }
@@ -235,8 +246,11 @@ impl Default for LimitSettings {
             max_message_bytes: 64 << 20,
             default_timeout_ms: 30_000,
             worker_threads: 0,
-            worker_spin_us: 200,
-            io_spin_us: 25,
+            // Polling is off by default: it wins a few points only on a
+            // machine that runs nothing else, and gives cores away to any
+            // other work on a shared one (docs/operations.md).
+            worker_spin_us: 0,
+            io_spin_us: 0,
             io_threads: 0,
             max_batch_searches: 256,
         }
@@ -500,6 +514,9 @@ impl InstanceSettings {
         config.hot_max_points = self.hot_max_points;
         config.cache.query_cache_bytes = self.query_cache_bytes;
         config.cache.point_cache_bytes = self.point_cache_bytes;
+        config.optimizer.interval = std::time::Duration::from_millis(self.optimizer_interval_ms);
+        config.optimizer.merge_min_segments = self.merge_min_segments;
+        config.optimizer.small_segment_points = self.small_segment_points;
         config
             .validate()
             .map_err(|e| invalid(format!("instances.{name}"), e.to_string()))?;

@@ -18,6 +18,7 @@ pub mod config;
 pub mod convert;
 pub mod http;
 pub mod io_spin;
+pub mod refusals;
 pub mod server;
 pub mod service;
 pub mod status;

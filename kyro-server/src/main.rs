@@ -201,7 +201,7 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .thread_name("kyro-io")
         .build()?;
     let auth_enabled = config.auth.enabled;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let started = server::start(config).await?;
         // Machine-readable lines on stdout (tests and scripts read them);
         // logs go to stderr.
@@ -231,7 +231,11 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
         started.shutdown().await?;
         tracing::info!("stopped");
         Ok(())
-    })
+    });
+    // Whatever still runs on the runtime (a call that outlived the drain)
+    // must not hold the exit past the shutdown budget.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    served
 }
 
 #[cfg(unix)]

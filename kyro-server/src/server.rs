@@ -26,12 +26,19 @@ use tonic_health::server::HealthReporter;
 use crate::auth::{KeyRing, KeysFileError};
 use crate::config::ServerConfig;
 use crate::http::{self, HttpState};
+use crate::refusals::Accounted;
 use crate::service::{InstanceContext, KyroService};
 use crate::telemetry;
 use crate::workers::WorkerPool;
 
-/// How long shutdown waits for in-flight calls before closing anyway.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The whole graceful stop — drain, WAL sync, close — ends within this
+/// (docs/operations.md promises it).
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
+
+/// Kept from the budget for closing the instances after the drain: stopping
+/// the background threads (a merge in progress is cancelled, a seal is
+/// bounded by the hot tier's size) and the final WAL fsync.
+const CLOSE_RESERVE: Duration = Duration::from_secs(5);
 
 /// A running server.
 pub struct StartedServer {
@@ -44,7 +51,11 @@ pub struct StartedServer {
     /// The admin key generated at this start (first start with no keys).
     pub bootstrap_key: Option<String>,
     keys: Arc<KeyRing>,
+    /// Stops the gRPC listeners (graceful: in-flight calls finish).
     stop: watch::Sender<bool>,
+    /// Stops the HTTP listener, after the gRPC drain: probes keep getting
+    /// answers (503 from `/health/ready`) while calls drain.
+    stop_http: watch::Sender<bool>,
     grpc_tasks: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
     http_task: JoinHandle<std::io::Result<()>>,
     health: Vec<HealthReporter>,
@@ -131,6 +142,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
     }
 
     let (stop, stopped) = watch::channel(false);
+    let (stop_http, http_stopped) = watch::channel(false);
     let mut grpc_addresses = Vec::new();
     let mut unix_sockets = Vec::new();
     let mut grpc_tasks = Vec::new();
@@ -165,9 +177,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         });
         let (reporter, health_service) = tonic_health::server::health_reporter();
         reporter.set_serving::<KyroServer<KyroService>>().await;
-        let kyro = KyroServer::new(KyroService::new(context))
+        let kyro = KyroServer::new(KyroService::new(context.clone()))
             .max_decoding_message_size(config.limits.max_message_bytes)
             .max_encoding_message_size(config.limits.max_message_bytes);
+        let kyro = Accounted::new(kyro, context);
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = &tls {
             builder = builder
@@ -219,7 +232,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         .with_context(|| format!("http.listen: binding {http_address}"))?;
     let http_bound = http_listener.local_addr()?;
     let http_server = axum::serve(http_listener, http::router(http_state.clone()))
-        .with_graceful_shutdown(stop_requested(stopped.clone()));
+        .with_graceful_shutdown(stop_requested(http_stopped));
     let http_task = tokio::spawn(async move { http_server.await });
     http_state.ready.store(true, Ordering::Release);
     Ok(StartedServer {
@@ -229,6 +242,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<StartedServer> {
         bootstrap_key,
         keys,
         stop,
+        stop_http,
         grpc_tasks,
         http_task,
         health,
@@ -242,9 +256,13 @@ impl StartedServer {
         self.keys.reload()
     }
 
-    /// Stops accepting, lets in-flight calls finish (up to 30 s), then
-    /// syncs and closes every instance.
+    /// Stops accepting, lets in-flight calls finish, then syncs and closes
+    /// every instance, all within [`SHUTDOWN_BUDGET`]. `/health/ready`
+    /// answers 503 from the first moment until the HTTP listener stops,
+    /// after the drain.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        let began = tokio::time::Instant::now();
+        let drain_deadline = began + SHUTDOWN_BUDGET - CLOSE_RESERVE;
         self.http_state.ready.store(false, Ordering::Release);
         for reporter in &self.health {
             reporter.set_not_serving::<KyroServer<KyroService>>().await;
@@ -263,9 +281,13 @@ impl StartedServer {
                 }
             }
         };
-        if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+        if tokio::time::timeout_at(drain_deadline, drain)
+            .await
+            .is_err()
+        {
             tracing::warn!(
-                "in-flight calls did not finish within {DRAIN_TIMEOUT:?}; closing anyway"
+                "in-flight calls did not finish within {:?}; closing anyway",
+                SHUTDOWN_BUDGET - CLOSE_RESERVE
             );
         }
         for (name, socket) in &self.unix_sockets {
@@ -273,7 +295,8 @@ impl StartedServer {
                 tracing::warn!(instance = %name, socket = %socket.display(), error = %e, "could not remove the Unix socket");
             }
         }
-        match tokio::time::timeout(Duration::from_secs(5), self.http_task).await {
+        let _ = self.stop_http.send(true);
+        match tokio::time::timeout(Duration::from_secs(1), self.http_task).await {
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "the HTTP listener failed"),
             Ok(Err(e)) => tracing::error!(error = %e, "the HTTP listener task failed"),
             _ => {}
@@ -282,7 +305,8 @@ impl StartedServer {
             Ok(state) => state.instances,
             Err(shared) => shared.instances.clone(),
         };
-        tokio::task::spawn_blocking(move || close_instances(instances))
+        let close_deadline = (began + SHUTDOWN_BUDGET - Duration::from_secs(1)).into_std();
+        tokio::task::spawn_blocking(move || close_instances(instances, close_deadline))
             .await
             .context("closing instances")?
     }
@@ -309,29 +333,32 @@ fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(UnixListener::bind(path)?)
 }
 
-/// Waits (up to [`DRAIN_TIMEOUT`]) for work still running on the pool for a
-/// call whose client went away, then closes each instance.
-fn close_instances(instances: Vec<(String, Arc<Instance>)>) -> anyhow::Result<()> {
+/// Waits (until `deadline`) for work still running on the pool for a call
+/// whose client went away, then closes each instance.
+fn close_instances(
+    instances: Vec<(String, Arc<Instance>)>,
+    deadline: std::time::Instant,
+) -> anyhow::Result<()> {
     let mut failed = None;
-    let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
     for (name, mut instance) in instances {
         let owned = loop {
             match Arc::try_unwrap(instance) {
-                Ok(owned) => break Some(owned),
+                Ok(owned) => break Ok(owned),
                 Err(shared) if std::time::Instant::now() < deadline => {
                     instance = shared;
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                Err(_) => break None,
+                Err(shared) => break Err(shared),
             }
         };
         let result = match owned {
-            Some(instance) => instance.close(),
-            // Work still holds it after the wait. Its writes are in RocksDB's
-            // log already; the OS keeps them when we exit.
-            None => {
-                tracing::warn!(instance = %name, "still in use at exit; not closed cleanly");
-                Ok(())
+            Ok(instance) => instance.close(),
+            // Work still holds it after the wait: stop its background work
+            // and sync what it logged; its later writes are in RocksDB's log
+            // (durable per the fsync policy).
+            Err(instance) => {
+                tracing::warn!(instance = %name, "still in use at the shutdown deadline");
+                instance.stop_and_sync()
             }
         };
         match result {

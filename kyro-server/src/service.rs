@@ -22,6 +22,7 @@ use tracing::{Instrument, Span};
 
 use crate::auth::{Caller, KeyRing, Scope};
 use crate::convert::{self, invalid};
+use crate::refusals::{is_oversized_message, HandlerRan};
 use crate::status::{from_engine, from_storage};
 use crate::telemetry::{RequestMetrics, Rpc};
 use crate::workers::WorkerPool;
@@ -145,6 +146,9 @@ impl KyroService {
     {
         let started = Instant::now();
         self.context.io_spin.touch_at(started);
+        if let Some(ran) = request.extensions().get::<HandlerRan>() {
+            ran.mark();
+        }
         // Authenticate before opening the span so that it gets every field
         // at once: recording fields into an open span formats them again.
         let caller = self.authenticate(request.metadata());
@@ -168,6 +172,16 @@ impl KyroService {
         .await;
         let elapsed = started.elapsed();
         self.context.io_spin.touch_at(started + elapsed);
+        // A stream message over the size limit: tonic says OUT_OF_RANGE,
+        // gRPC clients expect RESOURCE_EXHAUSTED (as for unary calls, see
+        // `refusals`).
+        let result = result.map_err(|status| {
+            if status.code() == Code::OutOfRange && is_oversized_message(status.message()) {
+                Status::resource_exhausted(status.message().to_owned())
+            } else {
+                status
+            }
+        });
         let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
         self.context.metrics.record(rpc, code, elapsed);
         span.in_scope(|| match &result {
@@ -185,7 +199,12 @@ impl KyroService {
 
 /// The span of one RPC; `tenant` and `key` (the key's name, never the key)
 /// are left empty when the caller did not authenticate.
-fn rpc_span(instance: &str, rpc: Rpc, namespace: &str, caller: Option<&Caller>) -> Span {
+pub(crate) fn rpc_span(
+    instance: &str,
+    rpc: Rpc,
+    namespace: &str,
+    caller: Option<&Caller>,
+) -> Span {
     let rpc = rpc.name();
     match caller {
         Some(caller) => tracing::info_span!(
@@ -417,14 +436,24 @@ impl pb::kyro_server::Kyro for KyroService {
                                     .upsert(target(&caller, &namespace), writes)
                                     .map_err(from_storage)
                             })
-                            .await?;
+                            .await;
+                        let outcomes = match outcomes {
+                            Ok(outcomes) => outcomes.into_iter().map(|o| o.map_err(|e| e.to_string())).collect(),
+                            // A message the caller got wrong as a whole (its
+                            // namespace name) refuses its own points; the
+                            // stream goes on. Server faults end the call.
+                            Err(status) if status.code() == Code::InvalidArgument => {
+                                vec![Err(status.message().to_owned()); indexes.len()]
+                            }
+                            Err(status) => return Err(status),
+                        };
                         for ((index, doc_id), outcome) in indexes.into_iter().zip(outcomes) {
                             match outcome {
                                 Ok(()) => summary.inserted += 1,
-                                Err(e) => refused.push(pb::ItemError {
+                                Err(message) => refused.push(pb::ItemError {
                                     index,
                                     doc_id,
-                                    message: e.to_string(),
+                                    message,
                                 }),
                             }
                         }
@@ -909,6 +938,7 @@ impl pb::kyro_server::Kyro for KyroService {
                 response.fsyncs = stats.sync.fsyncs;
                 response.synced_writes = stats.sync.synced_writes;
                 response.fsync_seconds = stats.sync.fsync_seconds;
+                response.unreachable_points = stats.unreachable_points;
             } else {
                 for info in ctx.instance.list_namespaces(Some(&call.caller.tenant)) {
                     response.namespaces += 1;

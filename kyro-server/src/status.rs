@@ -26,6 +26,8 @@ pub fn from_storage(error: StorageError) -> Status {
 pub fn from_engine(error: EngineError) -> Status {
     match error {
         EngineError::CapacityExceeded { .. } => Status::resource_exhausted(error.to_string()),
+        // Only shutdown cancels engine work: the client may retry elsewhere.
+        EngineError::Cancelled { .. } => Status::unavailable(error.to_string()),
         e => Status::invalid_argument(e.to_string()),
     }
 }

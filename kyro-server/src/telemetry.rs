@@ -190,6 +190,7 @@ pub fn sample_instance(name: &str, instance: &Instance) {
     gauge("kyro_hot_bytes", stats.hot_bytes as f64);
     gauge("kyro_cold_segments", stats.cold_segments as f64);
     gauge("kyro_cold_bytes", stats.cold_bytes as f64);
+    gauge("kyro_unreachable_points", stats.unreachable_points as f64);
     gauge("kyro_wal_fsyncs", stats.sync.fsyncs as f64);
     gauge("kyro_wal_synced_writes", stats.sync.synced_writes as f64);
     gauge("kyro_wal_fsync_seconds", stats.sync.fsync_seconds);

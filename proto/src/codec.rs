@@ -67,10 +67,28 @@ impl<U: Message + Default> Decoder for SliceDecoder<U> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         let bytes = buf.copy_to_bytes(buf.remaining());
-        U::decode(&bytes[..])
-            .map(Some)
-            // As prost's own codec does: a message that does not parse is
-            // INTERNAL (grpc/doc/statuscodes.md).
-            .map_err(|e| Status::internal(e.to_string()))
+        U::decode(&bytes[..]).map(Some).map_err(|e| decode_refusal(&e))
+    }
+}
+
+/// How deep a filter may nest: the engine's `MAX_FILTER_DEPTH`, repeated
+/// here for the decoder's message (this crate does not depend on the
+/// engine; a server test checks that the two agree).
+pub const MAX_FILTER_DEPTH: usize = 16;
+
+/// The status of a request message that does not decode. The bytes come
+/// from the client, so this is the client's mistake: INVALID_ARGUMENT (prost's
+/// own codec answers INTERNAL, which tells the client to blame the server).
+/// Messages nested more than 100 levels deep (prost's recursion limit; in
+/// practice only filters) are named as such, with the depth that is allowed.
+pub fn decode_refusal(error: &prost::DecodeError) -> Status {
+    let text = error.to_string();
+    if text.contains("recursion limit") {
+        Status::invalid_argument(format!(
+            "filter: nested too deeply to decode ({text}); a filter may nest at most \
+             {MAX_FILTER_DEPTH} levels"
+        ))
+    } else {
+        Status::invalid_argument(format!("request: not a valid message: {text}"))
     }
 }

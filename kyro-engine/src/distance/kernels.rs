@@ -92,6 +92,51 @@ pub fn l2sq_f32(a: &[f32], b: &[f32]) -> f32 {
     numkong_f32::l2sq_f32(a, b)
 }
 
+/// One implementation of the `f32` kernels, by name.
+#[derive(Clone, Copy)]
+pub struct F32Kernels {
+    /// What it is (`avx2+fma (kyro)`, `numkong`, …).
+    pub name: &'static str,
+    /// Inner product.
+    pub dot: fn(&[f32], &[f32]) -> f32,
+    /// Squared Euclidean distance.
+    pub l2sq: fn(&[f32], &[f32]) -> f32,
+}
+
+/// Every `f32` implementation the running CPU can execute, the dispatched
+/// one among them: tests hold each to the scalar reference, so that a kernel
+/// the dispatcher does not pick on this machine (AVX2 on an AVX-512 CPU) is
+/// still checked.
+pub fn supported_f32_kernels() -> Vec<F32Kernels> {
+    #[allow(unused_mut)]
+    let mut kernels = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    for level in x86::supported() {
+        kernels.push(match level {
+            x86::Level::Avx512 => F32Kernels {
+                name: "avx512f (kyro)",
+                // SAFETY (both): listed only when `x86::supported` detected
+                // AVX-512F on this CPU; the kernels read the common prefix.
+                dot: |a, b| unsafe { x86::dot_f32_avx512(a, b) },
+                l2sq: |a, b| unsafe { x86::l2sq_f32_avx512(a, b) },
+            },
+            x86::Level::Avx2 => F32Kernels {
+                name: "avx2+fma (kyro)",
+                // SAFETY (both): listed only when AVX2 and FMA were detected.
+                dot: |a, b| unsafe { x86::dot_f32_avx2(a, b) },
+                l2sq: |a, b| unsafe { x86::l2sq_f32_avx2(a, b) },
+            },
+            x86::Level::None => continue,
+        });
+    }
+    kernels.push(F32Kernels {
+        name: "numkong",
+        dot: numkong_f32::dot_f32,
+        l2sq: numkong_f32::l2sq_f32,
+    });
+    kernels
+}
+
 /// numkong's own `f32` kernels (`f64` accumulation): the engine's `f32` path
 /// off x86-64, and the comparison point in the kernel benchmarks.
 pub mod numkong_f32 {

@@ -23,6 +23,19 @@ pub(crate) enum Level {
     None,
 }
 
+/// Every level the running CPU supports, best first (for tests that must
+/// run each kernel, not only the one [`detect`] picks).
+pub(crate) fn supported() -> Vec<Level> {
+    let mut levels = Vec::new();
+    if is_x86_feature_detected!("avx512f") {
+        levels.push(Level::Avx512);
+    }
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        levels.push(Level::Avx2);
+    }
+    levels
+}
+
 pub(crate) fn detect() -> Level {
     if is_x86_feature_detected!("avx512f") {
         Level::Avx512

@@ -250,6 +250,14 @@ pub(crate) struct GraphLinks {
     /// An inserting thread holds at most one node lock at a time, so there is
     /// no lock order to respect and no deadlock.
     node_locks: Box<[Mutex<()>]>,
+    /// Per node, how many layer-0 lists hold it (its in-links), counted by
+    /// the writers of those lists: a count may lag an added link (so it is
+    /// at most the true number, and [`GraphLinks::release_in_link`] errs on
+    /// keeping a link), and a link is dropped only after its release
+    /// succeeded, which never takes a count below one. That keeps every node
+    /// that had an in-link with one: pruning a full list never orphans the
+    /// node it drops.
+    in_links0: Box<[AtomicU32]>,
 }
 
 impl GraphLinks {
@@ -267,6 +275,7 @@ impl GraphLinks {
                 .collect(),
             upper_used: AtomicUsize::new(0),
             node_locks: (0..capacity).map(|_| Mutex::new(())).collect(),
+            in_links0: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
         }
     }
 
@@ -287,6 +296,54 @@ impl GraphLinks {
             upper: grow_atomics(&self.upper, upper_records * (1 + self.m), copy32),
             upper_used: AtomicUsize::new(self.upper_used.load(Ordering::Relaxed)),
             node_locks: (0..capacity).map(|_| Mutex::new(())).collect(),
+            in_links0: grow_atomics(&self.in_links0, capacity, copy32),
+        }
+    }
+
+    /// Counts one more layer-0 list holding `node`.
+    #[inline]
+    pub(crate) fn add_in_link(&self, node: u32) {
+        self.in_links0[node as usize].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Takes back one of `node`'s counted layer-0 in-links, only if another
+    /// remains; true when the caller may now drop its link to `node`.
+    #[inline]
+    pub(crate) fn release_in_link(&self, node: u32) -> bool {
+        self.in_links0[node as usize]
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+                (count >= 2).then(|| count - 1)
+            })
+            .is_ok()
+    }
+
+    /// Uncounts a layer-0 link to `node` that is being dropped anyway.
+    #[inline]
+    pub(crate) fn forget_in_link(&self, node: u32) {
+        let _ = self.in_links0[node as usize]
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1));
+    }
+
+    /// Layer-0 lists counted as holding `node`.
+    #[inline]
+    pub(crate) fn in_links(&self, node: u32) -> u32 {
+        self.in_links0[node as usize].load(Ordering::Acquire)
+    }
+
+    /// Recounts every in-link of the first `slots` nodes from their lists
+    /// (with exclusive access, after lists were rewritten wholesale).
+    pub(crate) fn recount_in_links(&self, slots: usize) {
+        for count in self.in_links0.iter() {
+            count.store(0, Ordering::Relaxed);
+        }
+        let mut out = Vec::new();
+        for node in 0..slots as u32 {
+            self.neighbors_into(node, 0, &mut out);
+            for &target in &out {
+                if let Some(count) = self.in_links0.get(target as usize) {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 
@@ -371,6 +428,8 @@ impl GraphLinks {
             self.upper_start[n].store(first as u32, Ordering::Release);
         }
         self.levels[n].store(level as u8, Ordering::Release);
+        // A reused slot was unlinked by the consolidation that freed it.
+        self.in_links0[n].store(0, Ordering::Release);
         for l in 0..=level {
             self.record(node, l)[0].store(0, Ordering::Release);
         }
@@ -381,6 +440,7 @@ impl GraphLinks {
         self.levels.len()
             + (self.links0.len() + self.upper_start.len() + self.upper.len()) * 4
             + self.node_locks.len() * std::mem::size_of::<Mutex<()>>()
+            + self.in_links0.len() * 4
     }
 
     /// Plain copies of the first `slots` nodes' levels, layer-0 records,

@@ -432,3 +432,34 @@ pub(crate) fn prefetch_row<T>(ptr: *const T, bytes: usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (ptr, bytes);
 }
+
+/// Which of a graph's first `nodes` slots a search can reach: every search
+/// descends to layer 0 and walks it from where the descent ended, which
+/// itself is reached from the entry point on layer 0, so a node that layer 0
+/// does not connect to the entry point is never returned. Deleted nodes are
+/// walked through, as searches do. The answer has one flag per slot.
+pub(crate) fn reachable_on_layer0(
+    links: &impl NeighborLists,
+    nodes: usize,
+    entry: Option<u32>,
+) -> Vec<bool> {
+    let mut reached = vec![false; nodes];
+    let Some(entry) = entry.filter(|&e| (e as usize) < nodes) else {
+        return reached;
+    };
+    reached[entry as usize] = true;
+    let mut frontier = vec![entry];
+    let mut neighbors = Vec::new();
+    while let Some(node) = frontier.pop() {
+        links.neighbors_into(node, 0, &mut neighbors);
+        for &next in &neighbors {
+            if let Some(flag) = reached.get_mut(next as usize) {
+                if !*flag {
+                    *flag = true;
+                    frontier.push(next);
+                }
+            }
+        }
+    }
+    reached
+}

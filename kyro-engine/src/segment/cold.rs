@@ -15,7 +15,8 @@ use super::file::{write_file, FileKind, MappedFile, SegmentError, HEADER_BYTES};
 use crate::distance::{prepared_distance, Metric, ScalarQuantizer};
 use crate::error::EngineError;
 use crate::hnsw::search::{
-    search_graph, Candidate, GraphQuery, NeighborLists, PointRows, SearchScratch,
+    reachable_on_layer0, search_graph, Candidate, GraphQuery, NeighborLists, PointRows,
+    SearchScratch,
 };
 use crate::hnsw::{GraphExport, HnswIndex};
 use crate::index::{keep_k_nearest, InternalFilter, LabelFilter, Neighbor, SearchParams};
@@ -374,6 +375,18 @@ impl ColdSegment {
     /// The stored (prepared) `f32` vector of `slot`.
     pub fn vector(&self, slot: u32) -> Option<&[f32]> {
         ((slot as usize) < self.nodes).then(|| self.f32_row(slot))
+    }
+
+    /// Labels of the live (not deleted) points that no search can reach:
+    /// not connected on layer 0 to the entry point. A sound segment has
+    /// none. One walk over the graph.
+    pub fn unreachable_ids(&self) -> Vec<u64> {
+        let reached = reachable_on_layer0(self, self.nodes, self.entry.map(|(node, _)| node));
+        let ids = self.ids();
+        (0..self.nodes as u32)
+            .filter(|&slot| !reached[slot as usize] && !self.is_deleted_bit(slot))
+            .filter_map(|slot| ids.get(slot as usize).copied())
+            .collect()
     }
 
     /// Bytes of the segment's files (mapped, not necessarily resident).

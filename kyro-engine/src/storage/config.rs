@@ -201,6 +201,11 @@ impl InstanceConfig {
             "optimizer.merge_min_segments",
             self.optimizer.merge_min_segments,
         )?;
+        // The background threads wake up this often: zero would spin.
+        positive(
+            "optimizer.interval (ms)",
+            self.optimizer.interval.as_millis().min(usize::MAX as u128) as usize,
+        )?;
         if !(0.0..=1.0).contains(&self.optimizer.rewrite_deleted_fraction) {
             return Err(EngineError::InvalidParameter {
                 field: "optimizer.rewrite_deleted_fraction",

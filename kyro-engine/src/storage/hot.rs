@@ -41,24 +41,27 @@ impl HotSegment {
     }
 
     /// A segment built in bulk from `(point, doc, vector)` rows (recovery of
-    /// the write log, and merges of cold segments), on `threads` threads.
+    /// the write log, and merges of cold segments), on `threads` threads;
+    /// gives up with [`EngineError::Cancelled`] once `stop` returns true.
     pub(crate) fn build(
         config: &InstanceConfig,
         first_point: u32,
         rows: &[(u32, u64)],
         vectors: &[f32],
         threads: usize,
+        stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<Self, EngineError> {
         let labels: Vec<u64> = rows.iter().map(|&(point, _)| u64::from(point)).collect();
         let index = if rows.is_empty() {
             HnswIndex::new(config.index_config())?
         } else {
-            HnswIndex::build_parallel(
+            HnswIndex::build_parallel_until(
                 config.index_config(),
                 vectors,
                 Some(&labels),
                 threads,
                 &|_| {},
+                stop,
             )?
         };
         Ok(Self {
@@ -135,6 +138,16 @@ impl HotSegment {
     ) -> Result<Vec<Neighbor>, EngineError> {
         self.index
             .score_labels(query, k, &mut points.map(u64::from))
+    }
+
+    /// Point ids of live points that the graph search cannot reach (one
+    /// walk over the graph).
+    pub(crate) fn unreachable_points(&self) -> Vec<u32> {
+        self.index
+            .unreachable_ids()
+            .into_iter()
+            .filter_map(|label| u32::try_from(label).ok())
+            .collect()
     }
 
     /// Approximate bytes held in memory.

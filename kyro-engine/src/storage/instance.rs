@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -60,6 +60,10 @@ pub struct InstanceStats {
     pub point_cache: CacheStats,
     /// Write-ahead-log fsync counters.
     pub sync: SyncStats,
+    /// Live points that a graph search cannot reach in the segment holding
+    /// them (see `HnswIndex::unreachable_ids`). Always 0 for a sound
+    /// instance; anything else is a bug worth an alert.
+    pub unreachable_points: u64,
 }
 
 /// What every part of an instance shares.
@@ -78,6 +82,10 @@ pub(crate) struct InstanceCore {
     point_cache: Option<Arc<PointCache>>,
     /// Namespaces whose hot segment waits for the background sealer.
     seal_requests: Option<Sender<u32>>,
+    /// Raised when the instance closes: background merges in progress give
+    /// up (their partial output is discarded, their inputs stay), so that a
+    /// shutdown never waits for one.
+    pub(crate) stopping: AtomicBool,
 }
 
 impl InstanceCore {
@@ -134,23 +142,64 @@ impl InstanceCore {
             .cloned()
     }
 
-    /// Seals and optimizes every namespace once (the background pass).
-    fn maintain(&self) {
+    /// Seals the hot segments waiting in every namespace (the sealer's
+    /// periodic pass; requests from writers are handled as they come).
+    fn seal_all_pending(&self) {
         for namespace in self.all_namespaces() {
-            if let Err(e) = tiering::seal_pending(self, &namespace) {
-                tracing::error!(namespace = %namespace.name, error = %e, "sealing failed");
+            let set = namespace.segment_set();
+            if !set.sealing.is_empty() {
+                self.seal(&namespace);
             }
-            if let Err(e) = tiering::optimize(self, &namespace, false) {
-                tracing::error!(namespace = %namespace.name, error = %e, "optimizer failed");
+            // The writable graph, while it takes inserts: an island the
+            // neighbour heuristic cut off is linked back (one walk of the
+            // graph; nothing to do in a sound one).
+            let relinked = set.hot.index().reconnect_unreachable();
+            if relinked > 0 {
+                tracing::warn!(
+                    tenant = %namespace.tenant,
+                    namespace = %namespace.name,
+                    relinked,
+                    "linked unreachable hot points back into the graph"
+                );
+            }
+        }
+    }
+
+    /// Seals what waits in `namespace`, logging failures.
+    fn seal(&self, namespace: &Namespace) {
+        if let Err(e) = tiering::seal_pending(self, namespace) {
+            tracing::error!(namespace = %namespace.name, error = %e, "sealing failed");
+        }
+    }
+
+    /// One optimizer pass over every namespace (the optimizer thread).
+    fn optimize_all(&self) {
+        for namespace in self.all_namespaces() {
+            if self.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            match tiering::optimize(self, &namespace, false) {
+                Ok(_) => {}
+                Err(StorageError::Invalid(EngineError::Cancelled { .. })) => {
+                    tracing::info!(namespace = %namespace.name, "merge cancelled; inputs kept");
+                }
+                Err(e) => {
+                    tracing::error!(namespace = %namespace.name, error = %e, "optimizer failed");
+                }
             }
         }
     }
 }
 
-/// The background thread: seals on request and runs the optimizer.
+/// The background threads: the sealer (seals on request, and whatever
+/// waits when it starts or wakes up) and the optimizer (merges and
+/// rewrites). They are separate so that a long merge never delays a seal:
+/// a seal that waited would leave its points to be rebuilt at the next
+/// recovery, and a crash during a merge would take every queued seal with it.
 struct Background {
     stop: Sender<()>,
-    handle: JoinHandle<()>,
+    sealer: JoinHandle<()>,
+    optimizer: JoinHandle<()>,
 }
 
 /// A storage instance. Cheap to share behind an `Arc`; every method takes
@@ -243,6 +292,7 @@ impl Instance {
             query_cache,
             point_cache,
             seal_requests: background_on.then_some(seal_sender),
+            stopping: AtomicBool::new(false),
         });
         let background = if background_on {
             Some(start_background(Arc::clone(&core), seal_receiver)?)
@@ -337,7 +387,8 @@ impl Instance {
     ) -> Result<Vec<Result<(), EngineError>>, StorageError> {
         let namespace = self.namespace_or_create(target)?;
         let (answers, outcome) = namespace.upsert(&self.core.store, &self.core.config, items)?;
-        if outcome.hot_full && namespace.rotate_hot(&self.core.config)? {
+        let full = outcome.full_hot.as_ref();
+        if full.is_some() && namespace.rotate_hot(&self.core.config, full)? {
             match &self.core.seal_requests {
                 Some(requests) => {
                     // The receiver lives as long as the background thread;
@@ -594,6 +645,8 @@ impl Instance {
             Err(e) => return Err(e),
         };
         let core = &self.core;
+        namespace.dropping.store(true, Ordering::Release);
+        let _optimizer = namespace.optimize_lock.lock();
         let _sealer = namespace.seal_lock.lock();
         let _writer = namespace.writer.lock();
         let _manifest = core.manifest.lock();
@@ -630,7 +683,7 @@ impl Instance {
         };
         let mut sealed = 0;
         for namespace in namespaces {
-            namespace.rotate_hot(&self.core.config)?;
+            namespace.rotate_hot(&self.core.config, None)?;
             sealed += tiering::seal_pending(&self.core, &namespace)?;
         }
         Ok(sealed)
@@ -681,21 +734,40 @@ impl Instance {
                 .map(|c| c.stats())
                 .unwrap_or_default(),
             sync: self.core.store.sync_stats(),
+            unreachable_points: self
+                .core
+                .all_namespaces()
+                .iter()
+                .map(|n| n.unreachable_points())
+                .sum(),
         }
     }
 
-    /// Stops the background thread and fsyncs the write log. Dropping the
+    /// Stops the background threads and fsyncs the write log. Dropping the
     /// instance does the same; this reports errors.
     pub fn close(self) -> Result<(), StorageError> {
+        self.stop_and_sync()
+    }
+
+    /// What [`Instance::close`] does, through a shared reference: for a
+    /// server whose shutdown budget ran out while a call still holds the
+    /// instance. A merge in progress is cancelled (its inputs stay); writes
+    /// that come later are still accepted and logged, and are durable per
+    /// the fsync policy.
+    pub fn stop_and_sync(&self) -> Result<(), StorageError> {
         self.stop_background();
         self.core.store.sync_now()
     }
 
     fn stop_background(&self) {
+        self.core.stopping.store(true, Ordering::Release);
         if let Some(background) = self.background.lock().take() {
-            let _ = background.stop.send(());
-            if background.handle.join().is_err() {
-                tracing::error!("background thread panicked");
+            // Dropping the sender wakes both threads' `recv(stopped)`.
+            drop(background.stop);
+            for handle in [background.sealer, background.optimizer] {
+                if handle.join().is_err() {
+                    tracing::error!("background thread panicked");
+                }
             }
         }
     }
@@ -719,6 +791,7 @@ fn namespace_info(namespace: &Namespace) -> NamespaceInfo {
         hot_points: set.hot_segments().map(|h| h.len() as u64).sum(),
         cold_segments: set.sealed.len(),
         cold_bytes: set.sealed.iter().map(|s| s.file_bytes()).sum(),
+        cold_segment_points: set.sealed.iter().map(|s| s.live() as u64).collect(),
     }
 }
 
@@ -726,25 +799,51 @@ fn start_background(
     core: Arc<InstanceCore>,
     seal_requests: Receiver<u32>,
 ) -> Result<Background, StorageError> {
-    let (stop, stopped) = bounded::<()>(1);
+    let (stop, stopped) = bounded::<()>(0);
     let interval = core.config.optimizer.interval;
     let dir = core.dir.clone();
-    let handle = std::thread::Builder::new()
-        .name("kyro-tiering".into())
-        .spawn(move || loop {
-            select! {
-                recv(stopped) -> _ => break,
-                recv(seal_requests) -> request => {
-                    let Ok(id) = request else { break };
-                    if let Some(namespace) = core.namespace_by_id(id) {
-                        if let Err(e) = tiering::seal_pending(&core, &namespace) {
-                            tracing::error!(namespace = %namespace.name, error = %e, "sealing failed");
+    let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(body)
+            .map_err(|e| StorageError::io(&dir, e))
+    };
+    let sealer = {
+        let core = Arc::clone(&core);
+        let stopped = stopped.clone();
+        spawn(
+            "kyro-sealer",
+            Box::new(move || {
+                // Segments left waiting by a crash (recovery queues an
+                // over-full hot tier) are sealed first.
+                core.seal_all_pending();
+                loop {
+                    select! {
+                        recv(stopped) -> _ => break,
+                        recv(seal_requests) -> request => {
+                            let Ok(id) = request else { break };
+                            if let Some(namespace) = core.namespace_by_id(id) {
+                                core.seal(&namespace);
+                            }
                         }
+                        default(interval) => core.seal_all_pending(),
                     }
                 }
-                default(interval) => core.maintain(),
+            }),
+        )?
+    };
+    let optimizer = spawn(
+        "kyro-optimizer",
+        Box::new(move || loop {
+            select! {
+                recv(stopped) -> _ => break,
+                default(interval) => core.optimize_all(),
             }
-        })
-        .map_err(|e| StorageError::io(dir, e))?;
-    Ok(Background { stop, handle })
+        }),
+    )?;
+    Ok(Background {
+        stop,
+        sealer,
+        optimizer,
+    })
 }

@@ -7,7 +7,8 @@
 //! 1. `writer` — serialises the namespace's writes: point-id assignment and
 //!    read-modify-write of id maps and payloads. Held while the batch is
 //!    written to RocksDB (unsynced) and applied to memory, released before
-//!    the HNSW insert and before the fsync, so concurrent writers share both.
+//!    the HNSW insert and before the fsync (upserts, deletes and payload
+//!    updates alike), so concurrent writers share both.
 //! 2. a hot segment's writer gate (shared) — from batch assignment until the
 //!    HNSW inserts are done; the sealer takes it exclusively.
 //! 3. `points` — the live set and payload index. Written by writers (under
@@ -30,7 +31,7 @@ use super::hot::HotSegment;
 use super::keys::{self, CF_HOT, CF_IDS, CF_PAYLOADS};
 use super::request::{PayloadUpdate, PointWrite, MAX_BATCH_POINTS};
 use super::sealed::SealedSegment;
-use super::store::Store;
+use super::store::{Store, WriteTicket};
 use crate::error::EngineError;
 use crate::payload::{Filter, Payload, PayloadIndex};
 
@@ -108,9 +109,18 @@ pub(crate) struct Namespace {
     /// acknowledged; part of every query-cache key, so a cached answer from
     /// before a write is never served after it.
     pub(crate) generation: AtomicU64,
-    /// Held by whoever writes or replaces this namespace's cold segments
-    /// (sealer, optimizer), so that one does it at a time.
+    /// Held by the sealer while it writes out hot segments, so that one
+    /// seals at a time. Sealing never waits for a merge: the two publish
+    /// through the instance's manifest lock, each computing the new segment
+    /// set from the current one.
     pub(crate) seal_lock: Mutex<()>,
+    /// Held by the optimizer while it merges or rewrites cold segments, so
+    /// that one does it at a time. Taken before `seal_lock` by whoever needs
+    /// both (dropping the namespace).
+    pub(crate) optimize_lock: Mutex<()>,
+    /// Raised when a drop of the namespace starts: a merge in progress gives
+    /// up instead of making the drop wait for it.
+    pub(crate) dropping: AtomicBool,
     /// Set when the namespace is dropped; writers then refuse.
     pub(crate) dropped: AtomicBool,
     /// The last few filters evaluated, with the generation they were
@@ -133,12 +143,15 @@ struct FilterResult {
 }
 
 /// What a write changed, for the caller's caches.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct WriteOutcome {
     /// Point ids whose cached copies are now stale.
     pub(crate) stale_points: Vec<u32>,
-    /// The hot segment is full and should be sealed.
-    pub(crate) hot_full: bool,
+    /// The hot segment the write went to, when that write filled it: it
+    /// should be rotated out and sealed. Naming the segment (not just "the
+    /// hot one is full") matters: writers that finish after a rotation must
+    /// not rotate the fresh, nearly empty segment that replaced it.
+    pub(crate) full_hot: Option<Arc<HotSegment>>,
     /// How many items the write affected.
     pub(crate) affected: usize,
 }
@@ -163,6 +176,8 @@ impl Namespace {
             points: RwLock::new(points),
             generation: AtomicU64::new(0),
             seal_lock: Mutex::new(()),
+            optimize_lock: Mutex::new(()),
+            dropping: AtomicBool::new(false),
             dropped: AtomicBool::new(false),
             filter_results: Mutex::new(Vec::new()),
             point_cache,
@@ -377,7 +392,9 @@ impl Namespace {
             }
         }
         drop(gate);
-        outcome.hot_full = hot.len() >= config.hot_max_points;
+        if hot.len() >= config.hot_max_points {
+            outcome.full_hot = Some(Arc::clone(&hot));
+        }
         self.bump_generation();
         store.commit(ticket)?;
         Ok((answers, outcome))
@@ -402,8 +419,13 @@ impl Namespace {
                 }
             }
         }
-        let outcome = self.delete_points(store, &targets)?;
+        let (outcome, ticket) = self.delete_points(store, &targets)?;
         drop(writer);
+        // Made durable outside the writer lock, as upserts are: a slow
+        // fsync does not stall the namespace's other writers.
+        if let Some(ticket) = ticket {
+            store.commit(ticket)?;
+        }
         Ok(outcome)
     }
 
@@ -431,23 +453,30 @@ impl Namespace {
             targets.push((doc, point));
         }
         let mut outcome = WriteOutcome::default();
+        let mut last_ticket = None;
         for chunk in targets.chunks(MAX_BATCH_POINTS) {
-            let part = self.delete_points(store, chunk)?;
+            let (part, ticket) = self.delete_points(store, chunk)?;
             outcome.affected += part.affected;
             outcome.stale_points.extend(part.stale_points);
+            last_ticket = ticket.or(last_ticket);
         }
         drop(writer);
+        // One commit covers every chunk: tickets are ordered.
+        if let Some(ticket) = last_ticket {
+            store.commit(ticket)?;
+        }
         Ok(outcome)
     }
 
-    /// Deletes `(doc, point)` pairs; the caller holds `writer`.
+    /// Deletes `(doc, point)` pairs; the caller holds `writer`, and commits
+    /// the returned ticket (if any) once it has let go of it.
     fn delete_points(
         &self,
         store: &Store,
         targets: &[(u64, u32)],
-    ) -> Result<WriteOutcome, StorageError> {
+    ) -> Result<(WriteOutcome, Option<WriteTicket>), StorageError> {
         if targets.is_empty() {
-            return Ok(WriteOutcome::default());
+            return Ok((WriteOutcome::default(), None));
         }
         let mut batch = WriteBatch::default();
         let mut old_payloads = Vec::with_capacity(targets.len());
@@ -472,12 +501,14 @@ impl Namespace {
             }
         }
         self.bump_generation();
-        store.commit(ticket)?;
-        Ok(WriteOutcome {
-            stale_points: targets.iter().map(|&(_, p)| p).collect(),
-            hot_full: false,
-            affected: targets.len(),
-        })
+        Ok((
+            WriteOutcome {
+                stale_points: targets.iter().map(|&(_, p)| p).collect(),
+                affected: targets.len(),
+                ..WriteOutcome::default()
+            },
+            Some(ticket),
+        ))
     }
 
     /// Merges into or replaces the payload of `doc_id`.
@@ -531,8 +562,8 @@ impl Namespace {
         store.commit(ticket)?;
         Ok(WriteOutcome {
             stale_points: vec![point],
-            hot_full: false,
             affected: 1,
+            ..WriteOutcome::default()
         })
     }
 
@@ -548,11 +579,41 @@ impl Namespace {
         })
     }
 
+    /// Live points that no graph search of the segment holding them can
+    /// reach (see [`crate::hnsw::HnswIndex::unreachable_ids`]); 0 for sound
+    /// graphs. Walks every hot graph; cold segments were walked at open.
+    pub(crate) fn unreachable_points(&self) -> u64 {
+        let set = self.segment_set();
+        let hot: Vec<u32> = set
+            .hot_segments()
+            .flat_map(|hot| hot.unreachable_points())
+            .collect();
+        let points = self.points.read();
+        let cold = set
+            .sealed
+            .iter()
+            .flat_map(|s| s.unreachable_points().iter().copied());
+        hot.into_iter()
+            .chain(cold)
+            .filter(|&point| points.live.contains(point))
+            .count() as u64
+    }
+
     /// Swaps in a fresh hot segment if the current one holds points, moving
-    /// the full one to `sealing`. Returns false when there was nothing to do.
-    pub(crate) fn rotate_hot(&self, config: &InstanceConfig) -> Result<bool, StorageError> {
+    /// it to `sealing`; with `only`, does so only while that segment is still
+    /// the writable one (a writer reporting a full segment that another
+    /// writer already rotated out leaves the fresh one alone). Returns false
+    /// when there was nothing to do.
+    pub(crate) fn rotate_hot(
+        &self,
+        config: &InstanceConfig,
+        only: Option<&Arc<HotSegment>>,
+    ) -> Result<bool, StorageError> {
         let writer = self.writer.lock();
         let mut segments = self.segments.write();
+        if only.is_some_and(|full| !Arc::ptr_eq(full, &segments.hot)) {
+            return Ok(false);
+        }
         if segments.hot.len() == 0 && segments.hot.first_point() == writer.next_point {
             return Ok(false);
         }

@@ -137,13 +137,13 @@ pub(crate) fn recover_namespace(
             capacity: u32::MAX as usize,
         })
     })?;
-    let first_point = rows.iter().map(|&(p, _)| p).min().unwrap_or(next_point);
-    let hot = HotSegment::build(config, first_point, &rows, &vectors, 0)?;
+    let (hot, sealing) = rebuild_hot_tier(config, &rows, &vectors, next_point)?;
     tracing::info!(
         tenant = %record.tenant,
         namespace = %record.name,
         live = live.len(),
         hot = rows.len(),
+        to_seal = sealing.len(),
         cold_segments = sealed.len(),
         "recovered namespace"
     );
@@ -152,14 +152,57 @@ pub(crate) fn recover_namespace(
         record.tenant,
         record.name,
         SegmentSet {
-            hot: Arc::new(hot),
-            sealing: Vec::new(),
+            hot,
+            sealing,
             sealed,
         },
         PointState { live, payloads },
         next_point,
         point_cache,
     ))
+}
+
+/// Rebuilds the hot tier from the write log's live `rows` (ascending point
+/// ids, `vectors` row-major): full segments of `hot_max_points` each, queued
+/// for the sealer, and the rest as the writable segment. A crash that came
+/// before due seals were done thus leaves them due, instead of one hot
+/// segment that grows with every crash; the writable one starts full-sized
+/// at most. Returns (writable, to seal).
+fn rebuild_hot_tier(
+    config: &InstanceConfig,
+    rows: &[(u32, u64)],
+    vectors: &[f32],
+    next_point: u32,
+) -> Result<(Arc<HotSegment>, Vec<Arc<HotSegment>>), StorageError> {
+    let never = || false;
+    let per_segment = config.hot_max_points.max(1);
+    let mut segments = Vec::with_capacity(rows.len() / per_segment + 1);
+    for (chunk, chunk_vectors) in rows
+        .chunks(per_segment)
+        .zip(vectors.chunks(per_segment * config.dim))
+    {
+        let first_point = chunk[0].0;
+        segments.push(Arc::new(HotSegment::build(
+            config,
+            first_point,
+            chunk,
+            chunk_vectors,
+            0,
+            &never,
+        )?));
+    }
+    // The writable segment: the last chunk while it has room, else a fresh
+    // one starting at the next point id (the write-log range of a segment
+    // ends where the next one starts).
+    let writable = match segments.last() {
+        Some(last) if last.len() < per_segment => segments.pop(),
+        _ => None,
+    };
+    let writable = match writable {
+        Some(segment) => segment,
+        None => Arc::new(HotSegment::new(config, next_point)?),
+    };
+    Ok((writable, segments))
 }
 
 /// Removes segment directories no namespace references (left by a crash

@@ -199,6 +199,8 @@ pub struct NamespaceInfo {
     pub cold_segments: usize,
     /// Bytes of the cold segments' files.
     pub cold_bytes: u64,
+    /// Live points of each cold segment, oldest segment first.
+    pub cold_segment_points: Vec<u64>,
 }
 
 /// The similarity score of a distance under `metric` (higher is closer).

@@ -33,6 +33,10 @@ pub(crate) struct SealedSegment {
     /// masked by the namespace's live set). Raised under the namespace's
     /// point-state write lock.
     masked: AtomicUsize,
+    /// Point ids that no graph search of this segment reaches (see
+    /// [`ColdSegment::unreachable_ids`]), found once at open: the segment
+    /// never changes. Empty for a sound graph.
+    unreachable: Vec<u32>,
 }
 
 impl SealedSegment {
@@ -81,12 +85,18 @@ impl SealedSegment {
         if table.width() != 3 {
             return Err(SegmentError::corrupt(&path, "point table rows must be 3 words").into());
         }
+        let unreachable = cold
+            .unreachable_ids()
+            .into_iter()
+            .filter_map(|label| u32::try_from(label).ok())
+            .collect();
         let segment = Self {
             id,
             cold,
             table,
             rows,
             masked: AtomicUsize::new(0),
+            unreachable,
         };
         let entries = segment.entries();
         if entries.len() != rows {
@@ -165,6 +175,12 @@ impl SealedSegment {
     /// Points still live.
     pub(crate) fn live(&self) -> usize {
         self.rows.saturating_sub(self.masked())
+    }
+
+    /// Point ids of this segment that its graph search cannot reach (found
+    /// at open; deleted ones included until the segment is rewritten).
+    pub(crate) fn unreachable_points(&self) -> &[u32] {
+        &self.unreachable
     }
 
     /// Bytes of the segment's files.

@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -49,6 +50,9 @@ pub(crate) fn seal_pending(
         let end = set.sealing.get(1).unwrap_or(&set.hot).first_point();
         let started = Instant::now();
         let gate = target.seal_gate();
+        // No insert runs now: whatever the graph cannot reach is linked in
+        // before the graph is written out for good.
+        target.index().reconnect_unreachable();
         let segment = if target.len() > 0 {
             Some(write_segment(core, &target)?)
         } else {
@@ -91,15 +95,20 @@ pub(crate) fn seal_pending(
 }
 
 /// One optimizer pass over `namespace`: rewrites segments whose deleted
-/// fraction passed the threshold and merges small segments once there are
-/// enough of them. With `force`, every segment with a deleted point or more
-/// than one segment at all is rewritten into one.
+/// fraction passed the threshold and merges small segments of similar size
+/// once there are enough of them (see [`merge_tier`]). With `force`, every
+/// segment with a deleted point or more than one segment at all is
+/// rewritten into one.
+///
+/// Sealing goes on meanwhile. The merge gives up with
+/// [`EngineError::Cancelled`] when the instance closes or the namespace is
+/// dropped: nothing is published, the input segments stay as they were.
 pub(crate) fn optimize(
     core: &InstanceCore,
     namespace: &Namespace,
     force: bool,
 ) -> Result<OptimizeReport, StorageError> {
-    let _sealer = namespace.seal_lock.lock();
+    let _optimizer = namespace.optimize_lock.lock();
     let set = namespace.segment_set();
     let config = &core.config.optimizer;
     let group: Vec<Arc<SealedSegment>> = if force {
@@ -125,9 +134,7 @@ pub(crate) fn optimize(
             .filter(|s| !mostly_deleted(s) && s.live() < config.small_segment_points)
             .cloned()
             .collect();
-        if small.len() >= config.merge_min_segments {
-            group.extend(small);
-        }
+        group.extend(merge_tier(small, config.merge_min_segments));
         group
     };
     if group.is_empty() {
@@ -155,10 +162,20 @@ pub(crate) fn optimize(
         }
     }
     let points = rows.len();
+    tracing::info!(
+        tenant = %namespace.tenant,
+        namespace = %namespace.name,
+        segments_in = group.len(),
+        points,
+        "merging cold segments"
+    );
     let merged = if rows.is_empty() {
         None
     } else {
-        let build = HotSegment::build(&core.config, 0, &rows, &vectors, config.build_threads)?;
+        let stop = || {
+            core.stopping.load(Ordering::Acquire) || namespace.dropping.load(Ordering::Acquire)
+        };
+        let build = HotSegment::build(&core.config, 0, &rows, &vectors, config.build_threads, &stop)?;
         drop(vectors);
         Some(write_segment(core, &build)?)
     };
@@ -198,6 +215,25 @@ pub(crate) fn optimize(
         segments_out,
         points,
     })
+}
+
+/// Small segments to merge: the lowest size tier holding at least
+/// `min_segments` of them (and at least two), or none. A segment's tier is the integer part of
+/// log base `min_segments` of its live points, so a merge joins segments of
+/// similar size and its result lands about one tier up: each point is
+/// rewritten about once per tier (log-structured merging), instead of once
+/// per merge as when every small segment joins each merge.
+fn merge_tier(small: Vec<Arc<SealedSegment>>, min_segments: usize) -> Vec<Arc<SealedSegment>> {
+    let base = min_segments.max(2) as f64;
+    let tier = |s: &SealedSegment| ((s.live().max(1) as f64).ln() / base.ln()).floor() as u32;
+    let mut tiers: std::collections::BTreeMap<u32, Vec<Arc<SealedSegment>>> = Default::default();
+    for segment in small {
+        tiers.entry(tier(&segment)).or_default().push(segment);
+    }
+    tiers
+        .into_values()
+        .find(|segments| segments.len() >= min_segments.max(2))
+        .unwrap_or_default()
 }
 
 /// Writes `source` as a new cold segment: temporary directory, files

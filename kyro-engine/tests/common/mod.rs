@@ -115,6 +115,25 @@ pub fn minilm_dir() -> Option<PathBuf> {
     dir.join("base.fvecs").is_file().then_some(dir)
 }
 
+/// Says loudly that `test` did not run for want of the shared data set (the
+/// line shows in `cargo test` output even when the test passes), and fails
+/// under `CI=true` when `../shared` exists but the set cannot be read there:
+/// CI has the set beside the checkout, so a miss there is a broken setup.
+pub fn skip_without_minilm(test: &str) {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    let message = format!(
+        "SKIPPED {test}: {} not found",
+        shared.join("datasets/minilm-npm-50k/base.fvecs").display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") && shared.is_dir() {
+        panic!("{message} although {} exists", shared.display());
+    }
+    // Printed on stdout as well as stderr: libtest captures both for passing
+    // tests, so also say it where `--nocapture` is not needed.
+    println!("{message}");
+    eprintln!("{message}");
+}
+
 /// Reads a TEXMEX `.fvecs` (or `.ivecs`, as raw 4-byte words) file.
 pub fn read_vecs(path: &Path) -> (usize, Vec<[u8; 4]>) {
     let bytes = std::fs::read(path).expect("read vecs file");
