@@ -205,7 +205,11 @@ fn cache_reports_every_trace_size_and_policy_with_hit_ratios_in_range() {
         );
         let best = expected.iter().cloned().fold(f64::MIN, f64::max);
         for (cell, ratio) in cells[3..6].iter().zip(&expected) {
-            assert_eq!(cell.ends_with('*'), *ratio == best, "{line}: star misplaced");
+            assert_eq!(
+                cell.ends_with('*'),
+                *ratio == best,
+                "{line}: star misplaced"
+            );
         }
         rows_checked += 1;
     }

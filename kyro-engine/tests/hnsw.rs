@@ -329,7 +329,12 @@ fn random_points(n: usize, dim: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Ids of the points whose own vector does not find them first.
-fn points_not_finding_themselves(index: &HnswIndex, base: &[f32], dim: usize, ef: usize) -> Vec<u64> {
+fn points_not_finding_themselves(
+    index: &HnswIndex,
+    base: &[f32],
+    dim: usize,
+    ef: usize,
+) -> Vec<u64> {
     base.chunks(dim)
         .enumerate()
         .filter(|(id, vector)| {

@@ -32,9 +32,17 @@ fn every_f32_kernel_this_cpu_runs_matches_the_scalar_reference() {
         let (dot, l2) = (scalar::dot_f32(&a, &b), scalar::l2sq_f32(&a, &b));
         for kernel in &kernels {
             let d = (kernel.dot)(&a, &b);
-            assert!(close(d, dot, magnitude), "{} dot dim {dim}: {d} vs {dot}", kernel.name);
+            assert!(
+                close(d, dot, magnitude),
+                "{} dot dim {dim}: {d} vs {dot}",
+                kernel.name
+            );
             let d = (kernel.l2sq)(&a, &b);
-            assert!(close(d, l2, l2), "{} l2sq dim {dim}: {d} vs {l2}", kernel.name);
+            assert!(
+                close(d, l2, l2),
+                "{} l2sq dim {dim}: {d} vs {l2}",
+                kernel.name
+            );
         }
     }
 }

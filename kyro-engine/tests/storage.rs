@@ -638,10 +638,21 @@ fn the_background_thread_seals_and_merges_while_writes_continue() {
             assert_eq!(ids(&instance, A, probe, 1), vec![0]);
         }
     }
+    // Settled: the hot tier sealed, and merged down until no size tier
+    // (a factor of 3 in live points: merge_min_segments) holds 3 segments.
+    // Ten seals of 300 points without merges would leave ten segments.
+    let settled = |info: &kyro_engine::storage::NamespaceInfo| {
+        let mut per_tier = std::collections::HashMap::new();
+        for &points in &info.cold_segment_points {
+            let tier = ((points.max(1) as f64).ln() / 3f64.ln()).floor() as u32;
+            *per_tier.entry(tier).or_insert(0) += 1;
+        }
+        info.hot_points < 300 && info.cold_segments < 10 && per_tier.values().all(|&n| n < 3)
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let info = instance.list_namespaces(None)[0].clone();
-        if info.hot_points < 300 && info.cold_segments < 3 {
+        if settled(&info) {
             break;
         }
         assert!(

@@ -117,7 +117,11 @@ fn a_hot_tier_rebuilt_from_the_write_log_finds_every_point_in_any_write_order() 
         for _ in 0..2 {
             let instance = Instance::open(dir.path(), config()).unwrap();
             assert_eq!(instance.count(NS, None).unwrap(), live.len() as u64);
-            assert_eq!(instance.stats().unreachable_points, 0, "seed {seed}, reopened");
+            assert_eq!(
+                instance.stats().unreachable_points,
+                0,
+                "seed {seed}, reopened"
+            );
             assert_eq!(
                 not_finding_themselves(&instance, &live),
                 Vec::<u64>::new(),
@@ -150,14 +154,21 @@ fn sealed_and_merged_segments_leave_every_point_reachable() {
 
 /// Waits until `done` holds of the namespace's info, or panics after a
 /// minute.
-fn wait_for(instance: &Instance, what: &str, done: impl Fn(&kyro_engine::storage::NamespaceInfo) -> bool) {
+fn wait_for(
+    instance: &Instance,
+    what: &str,
+    done: impl Fn(&kyro_engine::storage::NamespaceInfo) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let info = instance.list_namespaces(None)[0].clone();
         if done(&info) {
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: never happened: {info:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: never happened: {info:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -204,7 +215,10 @@ fn a_reopened_over_full_hot_backlog_is_sealed_without_new_writes() {
     let live = concurrent_load(&instance, 6_000, 2, 31);
     drop(instance);
     assert_eq!(
-        Instance::open(dir.path(), config()).unwrap().stats().hot_points,
+        Instance::open(dir.path(), config())
+            .unwrap()
+            .stats()
+            .hot_points,
         live.len() as u64,
         "the whole backlog is in the hot tier before the limit shrinks"
     );
@@ -267,7 +281,13 @@ fn closing_the_instance_cancels_a_running_merge_and_keeps_its_inputs() {
 
     let instance = Instance::open(dir.path(), config).unwrap();
     assert_eq!(instance.count(NS, None).unwrap(), docs);
-    assert_eq!(instance.list_namespaces(None)[0].cold_segments, segments_before);
+    assert_eq!(
+        instance.list_namespaces(None)[0].cold_segments,
+        segments_before
+    );
     let sample: Vec<(u64, u64)> = (0..50).map(|_| (rng.random_range(0..docs), 0)).collect();
-    assert_eq!(not_finding_themselves(&instance, &sample), Vec::<u64>::new());
+    assert_eq!(
+        not_finding_themselves(&instance, &sample),
+        Vec::<u64>::new()
+    );
 }

@@ -354,9 +354,11 @@ fn presented_key(metadata: &MetadataMap) -> Result<&str, Status> {
         let text = value
             .to_str()
             .map_err(|_| Status::unauthenticated("authorization: must be ASCII"))?;
+        // RFC 6750: the scheme name is case-insensitive.
         let key = text
-            .strip_prefix("Bearer ")
-            .or_else(|| text.strip_prefix("bearer "))
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key)
             .ok_or_else(|| Status::unauthenticated("authorization: expected `Bearer <key>`"))?;
         return Ok(key.trim());
     }

@@ -114,7 +114,7 @@ fn account_refusal(
     let message = headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
-        .map(|m| percent_decode(m))
+        .map(percent_decode)
         .unwrap_or_default();
     if code == Code::OutOfRange && is_oversized_message(&message) {
         code = Code::ResourceExhausted;
@@ -162,7 +162,10 @@ mod tests {
     #[test]
     fn paths_name_their_rpc() {
         assert_eq!(rpc_of_path("/kyro.v1.Kyro/Search"), Some(Rpc::Search));
-        assert_eq!(rpc_of_path("/kyro.v1.Kyro/BulkInsert"), Some(Rpc::BulkInsert));
+        assert_eq!(
+            rpc_of_path("/kyro.v1.Kyro/BulkInsert"),
+            Some(Rpc::BulkInsert)
+        );
         assert_eq!(rpc_of_path("/kyro.v1.Kyro/Nope"), None);
         assert_eq!(rpc_of_path("/grpc.health.v1.Health/Check"), None);
     }

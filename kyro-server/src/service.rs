@@ -199,12 +199,7 @@ impl KyroService {
 
 /// The span of one RPC; `tenant` and `key` (the key's name, never the key)
 /// are left empty when the caller did not authenticate.
-pub(crate) fn rpc_span(
-    instance: &str,
-    rpc: Rpc,
-    namespace: &str,
-    caller: Option<&Caller>,
-) -> Span {
+pub(crate) fn rpc_span(instance: &str, rpc: Rpc, namespace: &str, caller: Option<&Caller>) -> Span {
     let rpc = rpc.name();
     match caller {
         Some(caller) => tracing::info_span!(
@@ -438,7 +433,10 @@ impl pb::kyro_server::Kyro for KyroService {
                             })
                             .await;
                         let outcomes = match outcomes {
-                            Ok(outcomes) => outcomes.into_iter().map(|o| o.map_err(|e| e.to_string())).collect(),
+                            Ok(outcomes) => outcomes
+                                .into_iter()
+                                .map(|o| o.map_err(|e| e.to_string()))
+                                .collect(),
                             // A message the caller got wrong as a whole (its
                             // namespace name) refuses its own points; the
                             // stream goes on. Server faults end the call.

@@ -30,7 +30,10 @@ const WRITERS: u64 = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Doc {
     /// Live with the vector of `seed` and payload `{"v": tag}`.
-    Live { seed: u64, tag: i64 },
+    Live {
+        seed: u64,
+        tag: i64,
+    },
     Deleted,
 }
 
@@ -83,7 +86,12 @@ fn point(doc: u64, seed: u64, tag: i64) -> pb::Point {
 /// Runs writer `writer` until the server stops answering: it owns the docs
 /// `d ≡ writer (mod WRITERS)`, so the order of its acknowledgements is the
 /// order of its docs' states.
-async fn write_until_failure(server_addr: std::net::SocketAddr, writer: u64, model: Arc<Mutex<Model>>, seed: u64) {
+async fn write_until_failure(
+    server_addr: std::net::SocketAddr,
+    writer: u64,
+    model: Arc<Mutex<Model>>,
+    seed: u64,
+) {
     let mut client = common::connect(server_addr, Some(ALICE.key), None).await;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     loop {
@@ -108,11 +116,21 @@ async fn write_until_failure(server_addr: std::net::SocketAddr, writer: u64, mod
         let choice = rng.random_range(0..100);
         let version: u64 = rng.random_range(1..1_000_000);
         // (doc, state after) of each write in this call.
-        let (writes, outcome): (Vec<(u64, Doc)>, Result<(), tonic::Status>) = if choice < 40 || owned.is_empty() {
+        let (writes, outcome): (Vec<(u64, Doc)>, Result<(), tonic::Status>) = if choice < 40
+            || owned.is_empty()
+        {
             let docs: Vec<u64> = (0..10).map(|i| next_doc + i * WRITERS).collect();
             let writes: Vec<(u64, Doc)> = docs
                 .iter()
-                .map(|&d| (d, Doc::Live { seed: d * 1_000_000 + version, tag: version as i64 }))
+                .map(|&d| {
+                    (
+                        d,
+                        Doc::Live {
+                            seed: d * 1_000_000 + version,
+                            tag: version as i64,
+                        },
+                    )
+                })
                 .collect();
             mark_pending(&model, &writes);
             let points = writes
@@ -122,7 +140,10 @@ async fn write_until_failure(server_addr: std::net::SocketAddr, writer: u64, mod
                     Doc::Deleted => unreachable!(),
                 })
                 .collect();
-            let message = pb::BulkInsertRequest { namespace: NAMESPACE.into(), points };
+            let message = pb::BulkInsertRequest {
+                namespace: NAMESPACE.into(),
+                points,
+            };
             let result = client
                 .bulk_insert(tokio_stream::iter(vec![message]))
                 .await
@@ -134,29 +155,46 @@ async fn write_until_failure(server_addr: std::net::SocketAddr, writer: u64, mod
         } else {
             let doc = owned[rng.random_range(0..owned.len())];
             if choice < 65 {
-                let state = Doc::Live { seed: doc * 1_000_000 + version, tag: version as i64 };
+                let state = Doc::Live {
+                    seed: doc * 1_000_000 + version,
+                    tag: version as i64,
+                };
                 mark_pending(&model, &[(doc, state)]);
-                let request = common::insert(NAMESPACE, doc, vector(TEXT_DIM, doc * 1_000_000 + version), &[("v", integer(version as i64))]);
+                let request = common::insert(
+                    NAMESPACE,
+                    doc,
+                    vector(TEXT_DIM, doc * 1_000_000 + version),
+                    &[("v", integer(version as i64))],
+                );
                 let result = client.insert(request).await.map(|_| ());
                 (vec![(doc, state)], result)
             } else if choice < 75 {
                 mark_pending(&model, &[(doc, Doc::Deleted)]);
                 let result = client
-                    .delete(pb::DeleteRequest { namespace: NAMESPACE.into(), doc_ids: vec![doc] })
+                    .delete(pb::DeleteRequest {
+                        namespace: NAMESPACE.into(),
+                        doc_ids: vec![doc],
+                    })
                     .await
                     .map(|_| ());
                 (vec![(doc, Doc::Deleted)], result)
             } else {
-                let Some(Doc::Live { seed, .. }) = model.lock().unwrap().docs.get(&doc).copied() else {
+                let Some(Doc::Live { seed, .. }) = model.lock().unwrap().docs.get(&doc).copied()
+                else {
                     continue;
                 };
-                let state = Doc::Live { seed, tag: version as i64 };
+                let state = Doc::Live {
+                    seed,
+                    tag: version as i64,
+                };
                 mark_pending(&model, &[(doc, state)]);
                 let result = client
                     .update_payload(pb::UpdatePayloadRequest {
                         namespace: NAMESPACE.into(),
                         doc_id: doc,
-                        payload: [("v".to_owned(), integer(version as i64))].into_iter().collect(),
+                        payload: [("v".to_owned(), integer(version as i64))]
+                            .into_iter()
+                            .collect(),
                         mode: pb::UpdateMode::Replace as i32,
                     })
                     .await
@@ -175,7 +213,14 @@ async fn write_until_failure(server_addr: std::net::SocketAddr, writer: u64, mod
                 }
             }
             // The server went away: the writes stay pending.
-            Err(status) if matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal) => return,
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal
+                ) =>
+            {
+                return
+            }
             Err(status) => panic!("writer {writer}: unexpected refusal {status:?}"),
         }
     }
@@ -220,7 +265,13 @@ async fn read_back(client: &mut common::Client, docs: &[u64]) -> HashMap<u64, Op
 
 /// Checks the docs touched since the last check and a sample of the rest
 /// (all of them with `full`); settles pending writes to the state found.
-async fn check(server: &TestServer, model: &Mutex<Model>, figures: &mut Figures, full: bool, rng: &mut ChaCha8Rng) {
+async fn check(
+    server: &TestServer,
+    model: &Mutex<Model>,
+    figures: &mut Figures,
+    full: bool,
+    rng: &mut ChaCha8Rng,
+) {
     let mut client = server.text(&ALICE).await;
     let (docs, pending): (Vec<u64>, HashMap<u64, Doc>) = {
         let model = model.lock().unwrap();
@@ -258,7 +309,10 @@ async fn check(server: &TestServer, model: &Mutex<Model>, figures: &mut Figures,
                     (Some(Doc::Live { .. }), None) => figures.lost += 1,
                     _ => figures.corrupt += 1,
                 }
-                eprintln!("doc {doc}: acknowledged {acked:?}, pending {:?}, found {got:?}", pending.get(&doc));
+                eprintln!(
+                    "doc {doc}: acknowledged {acked:?}, pending {:?}, found {got:?}",
+                    pending.get(&doc)
+                );
                 continue;
             };
             model.pending.remove(&doc);
@@ -289,12 +343,19 @@ async fn check(server: &TestServer, model: &Mutex<Model>, figures: &mut Figures,
         for (&(doc, _), result) in chunk.iter().zip(&reply.results) {
             if result.hits.first().map(|h| h.doc_id) != Some(doc) {
                 figures.unsearchable += 1;
-                eprintln!("doc {doc}: its own vector finds {:?}", result.hits.first().map(|h| h.doc_id));
+                eprintln!(
+                    "doc {doc}: its own vector finds {:?}",
+                    result.hits.first().map(|h| h.doc_id)
+                );
             }
         }
     }
     let mut admin = server.text(&ADMIN).await;
-    let stats = admin.stats(pb::StatsRequest {}).await.expect("Stats").into_inner();
+    let stats = admin
+        .stats(pb::StatsRequest {})
+        .await
+        .expect("Stats")
+        .into_inner();
     figures.unreachable_reported += stats.unreachable_points;
 }
 
@@ -318,7 +379,11 @@ async fn acknowledged_writes_stay_findable_across_repeated_kills() {
         };
         figures.longest_restart = figures.longest_restart.max(started.elapsed());
         let mut admin = server.text(&ADMIN).await;
-        let recovered = admin.stats(pb::StatsRequest {}).await.expect("Stats").into_inner();
+        let recovered = admin
+            .stats(pb::StatsRequest {})
+            .await
+            .expect("Stats")
+            .into_inner();
         figures.largest_recovered_hot = figures.largest_recovered_hot.max(recovered.hot_points);
         check(&server, &model, &mut figures, stop == stops, &mut rng).await;
         if stop == stops {
@@ -329,13 +394,22 @@ async fn acknowledged_writes_stay_findable_across_repeated_kills() {
             break;
         }
         let writers: Vec<_> = (0..WRITERS)
-            .map(|w| tokio::spawn(write_until_failure(server.text, w, model.clone(), rng.random())))
+            .map(|w| {
+                tokio::spawn(write_until_failure(
+                    server.text,
+                    w,
+                    model.clone(),
+                    rng.random(),
+                ))
+            })
             .collect();
         tokio::time::sleep(Duration::from_millis(rng.random_range(1_000..2_500))).await;
         if stop % 5 == 4 {
             // A graceful stop under write load, within the documented bound.
             let stopping = Instant::now();
-            let status = tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
+            let status = tokio::task::spawn_blocking(move || server.stop())
+                .await
+                .unwrap();
             let took = stopping.elapsed();
             figures.longest_shutdown = figures.longest_shutdown.max(took);
             assert!(status.success(), "SIGTERM under load: {status:?}");
@@ -365,7 +439,13 @@ async fn acknowledged_writes_stay_findable_across_repeated_kills() {
     assert_eq!(figures.stops, stops);
     assert!(acknowledged > 0);
     assert_eq!(
-        (figures.lost, figures.unsearchable, figures.corrupt, figures.unreachable_reported, figures.failed_restarts),
+        (
+            figures.lost,
+            figures.unsearchable,
+            figures.corrupt,
+            figures.unreachable_reported,
+            figures.failed_restarts
+        ),
         (0, 0, 0, 0, 0),
         "{figures:?}"
     );

@@ -124,7 +124,12 @@ async fn deeply_nested_filters_are_invalid_argument_and_counted() {
     let server = TestServer::start(&dir.path().join("data"));
     let mut alice = server.text(&ALICE).await;
     alice
-        .insert(insert("tools", 1, vector(TEXT_DIM, 1), &[("tool", string("cargo"))]))
+        .insert(insert(
+            "tools",
+            1,
+            vector(TEXT_DIM, 1),
+            &[("tool", string("cargo"))],
+        ))
         .await
         .unwrap();
     // The hand encoding is what prost makes for a shallow filter.
@@ -137,9 +142,21 @@ async fn deeply_nested_filters_are_invalid_argument_and_counted() {
         let status = raw_search(&server, deep_search_bytes(depth))
             .await
             .expect_err("a filter nested {depth} deep is refused");
-        assert_eq!(status.code(), Code::InvalidArgument, "depth {depth}: {status:?}");
-        assert!(status.message().starts_with("filter"), "depth {depth}: {}", status.message());
-        assert!(status.message().contains("16"), "depth {depth}: {}", status.message());
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "depth {depth}: {status:?}"
+        );
+        assert!(
+            status.message().starts_with("filter"),
+            "depth {depth}: {}",
+            status.message()
+        );
+        assert!(
+            status.message().contains("16"),
+            "depth {depth}: {}",
+            status.message()
+        );
     }
     let after = metric(&server.http_get("/metrics").1, invalid);
     assert_eq!(after - before, 3, "every refusal is counted");
@@ -180,7 +197,10 @@ async fn deeply_nested_filters_are_invalid_argument_and_counted() {
         assert_eq!(metric(&body, &series), 1, "{rpc}");
     }
     // Nothing was deleted, and the server still answers.
-    let reply = alice.search(search("tools", vector(TEXT_DIM, 1), 1)).await.unwrap();
+    let reply = alice
+        .search(search("tools", vector(TEXT_DIM, 1), 1))
+        .await
+        .unwrap();
     assert_eq!(reply.into_inner().hits[0].doc_id, 1);
 }
 
@@ -190,10 +210,19 @@ async fn oversized_messages_are_resource_exhausted_and_counted() {
     let config = write_config(dir.path(), "[limits]\nmax_message_bytes = 4096\n");
     let server = TestServer::start_with(&dir.path().join("data"), Some(&config), &[]);
     let mut alice = server.text(&ALICE).await;
-    let big = insert("ns", 1, vector(TEXT_DIM, 1), &[("note", string(&"x".repeat(3000)))]);
+    let big = insert(
+        "ns",
+        1,
+        vector(TEXT_DIM, 1),
+        &[("note", string(&"x".repeat(3000)))],
+    );
     let status = alice.insert(big.clone()).await.expect_err("over the limit");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(status.message().contains("too large"), "{}", status.message());
+    assert!(
+        status.message().contains("too large"),
+        "{}",
+        status.message()
+    );
     // In a stream, too.
     let message = pb::BulkInsertRequest {
         namespace: "ns".into(),
@@ -215,7 +244,10 @@ async fn oversized_messages_are_resource_exhausted_and_counted() {
         );
         assert_eq!(metric(&body, &series), 1, "{rpc}\n{body}");
     }
-    alice.insert(insert("ns", 1, vector(TEXT_DIM, 1), &[])).await.unwrap();
+    alice
+        .insert(insert("ns", 1, vector(TEXT_DIM, 1), &[]))
+        .await
+        .unwrap();
     let count = alice
         .count(pb::CountRequest {
             namespace: "ns".into(),
@@ -256,7 +288,10 @@ async fn a_bulk_insert_message_with_a_bad_namespace_refuses_its_points_and_the_s
     let refused: Vec<(u64, u64)> = reply.errors.iter().map(|e| (e.index, e.doc_id)).collect();
     assert_eq!(refused, vec![(3, 3), (4, 4), (5, 5)]);
     assert!(
-        reply.errors.iter().all(|e| e.message.starts_with("namespace")),
+        reply
+            .errors
+            .iter()
+            .all(|e| e.message.starts_with("namespace")),
         "{:?}",
         reply.errors
     );

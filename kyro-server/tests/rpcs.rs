@@ -108,7 +108,6 @@ async fn insert_and_bulk_insert_answer_for_every_point() {
         "{}",
         reply.errors[0].message
     );
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +148,6 @@ async fn get_and_bulk_get_return_points_and_name_the_missing() {
         .iter()
         .all(|p| p.payload.is_empty() && p.vector.is_empty()));
     assert_eq!(reply.missing_doc_ids, vec![120, 9999]);
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,7 +193,6 @@ async fn update_payload_merges_or_replaces() {
         .payload;
     assert_eq!(payload.len(), 1);
     assert_eq!(payload["fixed"], string("no"));
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +220,6 @@ async fn search_finds_a_points_own_vector_first_and_honours_filters() {
         .hits
         .iter()
         .all(|h| h.doc_id % 2 == 0 && h.payload["tool"] == string("npm")));
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,7 +239,6 @@ async fn batch_search_answers_in_request_order() {
         .into_inner();
     let tops: Vec<u64> = reply.results.iter().map(|r| r.hits[0].doc_id).collect();
     assert_eq!(tops, vec![140, 141, 142, 143, 144]);
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,7 +259,6 @@ async fn count_counts_with_and_without_a_filter() {
             .count,
         50
     );
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,7 +288,6 @@ async fn scroll_pages_through_every_point_in_doc_id_order() {
     }
     assert_eq!(seen.len(), 100);
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +320,6 @@ async fn delete_and_delete_by_filter_remove_points_for_good() {
     );
     let (status, _) = code(alice.get(get(1)).await);
     assert_eq!(status, Code::NotFound);
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,7 +345,6 @@ async fn list_namespaces_and_stats_see_the_tenants_namespace() {
     assert_eq!(namespaces[0].points, 100);
     let stats = alice.stats(pb::StatsRequest {}).await.unwrap().into_inner();
     assert_eq!((stats.dim, stats.points, stats.namespaces), (384, 100, 1));
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,7 +420,6 @@ async fn get_config_returns_the_effective_configuration_without_secrets() {
     assert!(!config
         .config_toml
         .contains(&kyro_server::auth::hash_key(ALICE.key)));
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -450,4 +440,3 @@ async fn drop_namespace_removes_the_namespace() {
     let (status, _) = code(alice.count(count(None)).await);
     assert_eq!(status, Code::NotFound);
 }
-

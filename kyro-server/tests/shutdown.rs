@@ -54,10 +54,18 @@ async fn readiness_answers_503_while_in_flight_calls_drain() {
     };
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("not ready"), "{body}");
-    assert_eq!(server.http_get("/health/live").0, 200, "still alive while draining");
+    assert_eq!(
+        server.http_get("/health/live").0,
+        200,
+        "still alive while draining"
+    );
     tx.send(batch("drain", 5, 5)).await.unwrap();
     drop(tx);
-    let reply = stream.await.unwrap().expect("the stream completes").into_inner();
+    let reply = stream
+        .await
+        .unwrap()
+        .expect("the stream completes")
+        .into_inner();
     assert_eq!(reply.inserted, 10);
     let status = wait_exit(&mut server.child, SHUTDOWN_BOUND);
     assert!(status.success(), "{status:?}");
@@ -74,13 +82,7 @@ async fn sigterm_during_a_long_merge_exits_within_the_bound_and_keeps_every_poin
     );
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let server = TestServer::start_logging(
-        &data,
-        Some(&config),
-        &[],
-        "info",
-        Stdio::from(log),
-    );
+    let server = TestServer::start_logging(&data, Some(&config), &[], "info", Stdio::from(log));
     let mut alice = server.text(&ALICE).await;
     let mut admin = server.text(&ADMIN).await;
     // 40 segments of 500 points, one size tier: the optimizer merges all of
@@ -88,7 +90,11 @@ async fn sigterm_during_a_long_merge_exits_within_the_bound_and_keeps_every_poin
     let (segments, per_segment) = (40u64, 500u64);
     for segment in 0..segments {
         let reply = alice
-            .bulk_insert(tokio_stream::iter(vec![batch("merge", segment * per_segment, per_segment)]))
+            .bulk_insert(tokio_stream::iter(vec![batch(
+                "merge",
+                segment * per_segment,
+                per_segment,
+            )]))
             .await
             .unwrap()
             .into_inner();
@@ -107,11 +113,16 @@ async fn sigterm_during_a_long_merge_exits_within_the_bound_and_keeps_every_poin
         if text.contains("merging cold segments") {
             break;
         }
-        assert!(Instant::now() < deadline, "the optimizer never started a merge:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "the optimizer never started a merge:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let stopping = Instant::now();
-    let status = tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .unwrap();
     let took = stopping.elapsed();
     assert!(status.success(), "{status:?}");
     assert!(took <= SHUTDOWN_BOUND, "SIGTERM took {took:?}");

@@ -67,7 +67,9 @@ impl<U: Message + Default> Decoder for SliceDecoder<U> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         let bytes = buf.copy_to_bytes(buf.remaining());
-        U::decode(&bytes[..]).map(Some).map_err(|e| decode_refusal(&e))
+        U::decode(&bytes[..])
+            .map(Some)
+            .map_err(|e| decode_refusal(&e))
     }
 }
 

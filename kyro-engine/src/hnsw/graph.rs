@@ -601,7 +601,8 @@ impl HnswIndex {
                     points.vectors.row(b as usize),
                 )
             };
-            let reached = reachable_on_layer0(&storage.links, storage.slots_used(), Some(entry.node));
+            let reached =
+                reachable_on_layer0(&storage.links, storage.slots_used(), Some(entry.node));
             let mut scratch = self.take_scratch();
             for label in unreachable {
                 let Some(slot) = self.internal_id(label) else {
@@ -611,7 +612,9 @@ impl HnswIndex {
                     continue;
                 }
                 let vector = points.vectors.row(slot as usize);
-                let to_orphan = |node: u32| prepared_distance(metric, vector, points.vectors.row(node as usize));
+                let to_orphan = |node: u32| {
+                    prepared_distance(metric, vector, points.vectors.row(node as usize))
+                };
                 let start = Candidate {
                     distance: to_orphan(entry.node),
                     node: entry.node,

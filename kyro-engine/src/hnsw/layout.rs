@@ -320,8 +320,9 @@ impl GraphLinks {
     /// Uncounts a layer-0 link to `node` that is being dropped anyway.
     #[inline]
     pub(crate) fn forget_in_link(&self, node: u32) {
-        let _ = self.in_links0[node as usize]
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1));
+        let _ =
+            self.in_links0[node as usize]
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1));
     }
 
     /// Layer-0 lists counted as holding `node`.

@@ -172,10 +172,16 @@ pub(crate) fn optimize(
     let merged = if rows.is_empty() {
         None
     } else {
-        let stop = || {
-            core.stopping.load(Ordering::Acquire) || namespace.dropping.load(Ordering::Acquire)
-        };
-        let build = HotSegment::build(&core.config, 0, &rows, &vectors, config.build_threads, &stop)?;
+        let stop =
+            || core.stopping.load(Ordering::Acquire) || namespace.dropping.load(Ordering::Acquire);
+        let build = HotSegment::build(
+            &core.config,
+            0,
+            &rows,
+            &vectors,
+            config.build_threads,
+            &stop,
+        )?;
         drop(vectors);
         Some(write_segment(core, &build)?)
     };
