@@ -14,9 +14,12 @@ fn dataset_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/minilm-npm-50k")
 }
 
+/// The embedder, the 1,000 query texts and their reference vectors.
+type Setup = (Embedder, Vec<String>, Vec<Vec<f32>>);
+
 /// The model and the query set, or `None` (with a message) when absent.
-fn setup() -> Option<&'static (Embedder, Vec<String>, Vec<Vec<f32>>)> {
-    static SETUP: OnceLock<Option<(Embedder, Vec<String>, Vec<Vec<f32>>)>> = OnceLock::new();
+fn setup() -> Option<&'static Setup> {
+    static SETUP: OnceLock<Option<Setup>> = OnceLock::new();
     SETUP
         .get_or_init(|| {
             let data = dataset_dir();
@@ -165,7 +168,7 @@ fn edge_texts_embed_without_error_and_long_ones_are_truncated() {
         );
         let tokens = embedder.count_tokens(text).expect("tokens");
         assert!(
-            tokens >= 2 && tokens <= MAX_WORD_PIECES,
+            (2..=MAX_WORD_PIECES).contains(&tokens),
             "{tokens} word pieces"
         );
     }
@@ -259,4 +262,11 @@ fn sixty_four_concurrent_callers_get_the_batch_vectors_and_repeats_hit_the_cache
     assert_eq!(&*many[2], &*got[5]);
     assert_unit_and_finite(&many[1], "new text");
     assert_eq!(service.stats().texts_embedded, 65);
+}
+
+#[test]
+fn embedder_and_service_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Embedder>();
+    shared::<EmbedService>();
 }
