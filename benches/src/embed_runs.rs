@@ -1,5 +1,9 @@
 //! `kyro-bench embed`: throughput and exactness of the text embedder
 //! (`kyro-embed`), in batches or through its micro-batching service.
+//!
+//! Self-contained on purpose (its own `.fvecs` reader and percentile): the
+//! same file is also built as `kyro-embed`'s `embed_bench` example, which
+//! measures the embedder without compiling RocksDB.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,9 +14,6 @@ use anyhow::{ensure, Context, Result};
 use clap::Args;
 use kyro_embed::{BatcherConfig, EmbedService, Embedder};
 use serde::Serialize;
-
-use kyro_bench::dataset::read_fvecs;
-use kyro_bench::stats::percentile;
 
 /// Arguments of `kyro-bench embed`.
 #[derive(Args)]
@@ -141,16 +142,16 @@ pub fn run_embed(args: EmbedArgs) -> Result<()> {
 
     let (mut cosine_mean, mut cosine_min) = (None, None);
     if let Some(path) = &args.reference {
-        let reference = read_fvecs(path, Some(texts.len()))?;
+        let reference = read_fvecs(path, texts.len())?;
         ensure!(
-            reference.rows() == texts.len(),
+            reference.len() == texts.len(),
             "{} has fewer rows than texts",
             path.display()
         );
         let cosines: Vec<f64> = vectors
             .iter()
-            .enumerate()
-            .map(|(i, v)| cosine(v, reference.row(i)))
+            .zip(&reference)
+            .map(|(v, r)| cosine(v, r))
             .collect();
         cosine_mean = Some(cosines.iter().sum::<f64>() / cosines.len() as f64);
         cosine_min = Some(cosines.iter().copied().fold(f64::INFINITY, f64::min));
@@ -256,6 +257,35 @@ fn run_callers(
         latencies.push(ms);
     }
     Ok((vectors, latencies))
+}
+
+/// The first `limit` rows of an `.fvecs` file (per row: `i32` dimension,
+/// then that many `f32`, little-endian).
+fn read_fvecs(path: &std::path::Path, limit: usize) -> Result<Vec<Vec<f32>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut rows = Vec::new();
+    let mut rest = bytes.as_slice();
+    while rows.len() < limit && rest.len() >= 4 {
+        let dim = i32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let dim = usize::try_from(dim).context("negative dimension")?;
+        let row = rest.get(4..4 + dim * 4).context("truncated .fvecs row")?;
+        rows.push(
+            row.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        );
+        rest = &rest[4 + dim * 4..];
+    }
+    Ok(rows)
+}
+
+/// Nearest-rank percentile of an ascending-sorted slice; `p` in `[0, 100]`.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
