@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-system-deps.sh
+scripts/fetch-model.sh
 # --workspace --bins: one release build serves the server and kyro-bench
 # (RocksDB's C++ is compiled once per feature set).
 cargo build --release --workspace --bins

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-system-deps.sh
+scripts/fetch-model.sh
 exec cargo test --workspace "$@"

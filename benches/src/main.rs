@@ -8,6 +8,8 @@
 //! - `plot`: draw several result files as recall/QPS curves on one chart.
 //! - `filter`: filtered search through the storage engine, per selectivity.
 //! - `ann --storage DIR`: the `ann` sweep through the full storage engine.
+//! - `embed`: text-embedding throughput and exactness (`kyro-embed`), in
+//!   batches or through its micro-batching service.
 //! - `cache`: replay seeded Zipf and shifting traces through KyroDB's
 //!   adaptive cache, LRU and moka, and report hit ratios.
 //!
@@ -39,6 +41,7 @@ use kyro_bench::traces::TraceKind;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod embed_runs;
 mod load_runs;
 mod storage_runs;
 
@@ -73,6 +76,10 @@ enum Command {
     /// concurrent search/insert/get at a target rate or flat out, with
     /// HdrHistogram latencies, a progress line, a final table and JSON.
     Load(load_runs::LoadArgs),
+    /// Text embeddings (all-MiniLM-L6-v2): texts/s, tokens/s, p50/p99 per
+    /// batch, cores used, cosine to reference vectors; or N concurrent
+    /// single-text callers through the micro-batching service.
+    Embed(embed_runs::EmbedArgs),
 }
 
 /// Distance metric, as named on the command line.
@@ -382,6 +389,7 @@ fn main() -> Result<()> {
         }
         Command::Cache(args) => run_cache(args),
         Command::Load(args) => load_runs::run_load(args),
+        Command::Embed(args) => embed_runs::run_embed(args),
     }
 }
 

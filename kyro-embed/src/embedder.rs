@@ -1,0 +1,207 @@
+//! [`Embedder`]: text in, all-MiniLM-L6-v2 sentence embeddings out.
+
+use std::path::Path;
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
+
+use crate::encoder::{Encoder, HIDDEN};
+use crate::EmbedError;
+
+/// sentence-transformers' `max_seq_length` for all-MiniLM-L6-v2: longer
+/// texts are cut to their first 254 word pieces plus `[CLS]` and `[SEP]`.
+pub const MAX_WORD_PIECES: usize = 256;
+
+/// Word pieces per forward pass at most when a batch is split across threads:
+/// large enough that the matrix products run at full speed, small enough
+/// that a pass's activations (≈ 12 KiB per token) stay in the L2/L3 caches
+/// and that the threads get similar shares.
+const CHUNK_TOKENS: usize = 512;
+
+/// The all-MiniLM-L6-v2 sentence embedder: WordPiece tokenizer, BERT
+/// encoder, mean pooling over the text's word pieces, L2 normalisation — the
+/// vectors sentence-transformers gives, to within `f32` rounding.
+///
+/// Synchronous and `Send + Sync`; [`Embedder::embed_batch`] runs on the
+/// embedder's own thread pool (never the caller's async runtime). For serving
+/// many concurrent callers, wrap it in [`crate::EmbedService`].
+pub struct Embedder {
+    tokenizer: Tokenizer,
+    encoder: Encoder,
+    pool: rayon::ThreadPool,
+    threads: usize,
+}
+
+impl Embedder {
+    /// Loads the model from a Hugging Face folder holding `tokenizer.json`
+    /// and `model.safetensors` (`scripts/fetch-model.sh` puts them there),
+    /// with a pool of `threads` threads (0 means one per available core).
+    ///
+    /// The folder's `tokenizer.json` pads every text to 128 word pieces and
+    /// truncates at 128; both are overridden to sentence-transformers'
+    /// behaviour: no padding, truncation at [`MAX_WORD_PIECES`].
+    pub fn load(model_dir: &Path, threads: usize) -> Result<Embedder, EmbedError> {
+        let tokenizer_path = model_dir.join("tokenizer.json");
+        if !tokenizer_path.is_file() {
+            return Err(EmbedError::Io {
+                path: tokenizer_path,
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| EmbedError::Tokenizer(format!("{}: {e}", tokenizer_path.display())))?;
+        tokenizer.with_padding(None::<PaddingParams>);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_WORD_PIECES,
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let encoder = Encoder::load(&model_dir.join("model.safetensors"))?;
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        let pool = build_pool(threads)?;
+        Ok(Embedder {
+            tokenizer,
+            encoder,
+            pool,
+            threads,
+        })
+    }
+
+    /// The embedding width: 384.
+    pub fn dim(&self) -> usize {
+        HIDDEN
+    }
+
+    /// Threads of the embedder's pool.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Word pieces the model sees for `text`: `[CLS]`, the text's pieces up
+    /// to the truncation limit, `[SEP]` (so 2 for an empty text, at most
+    /// [`MAX_WORD_PIECES`]).
+    pub fn count_tokens(&self, text: &str) -> Result<usize, EmbedError> {
+        Ok(self.tokenize(text)?.len())
+    }
+
+    /// Embeds `texts`, returning one L2-normalised 384-dim vector per text,
+    /// in order. Texts are truncated at [`MAX_WORD_PIECES`] word pieces (not
+    /// an error); the empty text has an embedding too (that of `[CLS] [SEP]`).
+    /// The batch is spread over the pool's threads; a text's vector does not
+    /// depend on the other texts of the batch.
+    pub fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let ids = self.pool.install(|| {
+            texts
+                .par_iter()
+                .map(|t| self.tokenize(t))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(self.embed_ids(&ids))
+    }
+
+    /// Like [`Self::embed_batch`], with one result per text: a text the
+    /// tokenizer rejects fails alone.
+    pub(crate) fn embed_each(&self, texts: &[&str]) -> Vec<Result<Vec<f32>, EmbedError>> {
+        let mut tokenized: Vec<Result<Vec<u32>, EmbedError>> = self
+            .pool
+            .install(|| texts.par_iter().map(|t| self.tokenize(t)).collect());
+        let ids: Vec<Vec<u32>> = tokenized
+            .iter_mut()
+            .filter_map(|r| r.as_mut().ok().map(std::mem::take))
+            .collect();
+        let mut vectors = self.embed_ids(&ids).into_iter();
+        tokenized
+            .into_iter()
+            .map(|r| r.map(|_| vectors.next().unwrap_or_default()))
+            .collect()
+    }
+
+    /// The same embedder with a pool of `threads` threads (unchanged if the
+    /// pool cannot be built).
+    pub(crate) fn with_threads(mut self, threads: usize) -> Embedder {
+        if let Ok(pool) = build_pool(threads) {
+            self.pool = pool;
+            self.threads = threads;
+        }
+        self
+    }
+
+    /// Embeds already-tokenized texts on the pool (see [`Self::embed_batch`]).
+    pub(crate) fn embed_ids(&self, ids: &[Vec<u32>]) -> Vec<Vec<f32>> {
+        let chunks = chunk_by_length(ids, self.threads);
+        let par = if chunks.len() == 1 && self.threads > 1 {
+            // A single chunk (one text, or a few short ones) would leave
+            // threads idle: split its matrix products instead.
+            Parallelism::Rayon(self.threads)
+        } else {
+            Parallelism::None
+        };
+        let embedded: Vec<Vec<(usize, Vec<f32>)>> = self.pool.install(|| {
+            chunks
+                .par_iter()
+                .map(|chunk| {
+                    let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+                    chunk
+                        .iter()
+                        .copied()
+                        .zip(self.encoder.embed(&seqs, par))
+                        .collect()
+                })
+                .collect()
+        });
+        let mut out = vec![Vec::new(); ids.len()];
+        for (i, v) in embedded.into_iter().flatten() {
+            out[i] = v;
+        }
+        out
+    }
+
+    /// Tokenizes one text: `[CLS]`, word pieces, `[SEP]`, truncated.
+    pub(crate) fn tokenize(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+}
+
+fn build_pool(threads: usize) -> Result<rayon::ThreadPool, EmbedError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("kyro-embed-{i}"))
+        .build()
+        .map_err(|e| EmbedError::Threads(e.to_string()))
+}
+
+/// Splits a batch into forward passes: texts sorted by length (similar
+/// lengths share a pass, so attention and scratch sizes stay even), cut into
+/// passes of about [`CHUNK_TOKENS`] word pieces and at least `threads`
+/// passes when there are that many texts. Returns indices into `ids`.
+fn chunk_by_length(ids: &[Vec<u32>], threads: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| ids[i].len());
+    let total: usize = ids.iter().map(Vec::len).sum();
+    let per_chunk = CHUNK_TOKENS.min(total.div_ceil(threads.max(1))).max(1);
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    let mut tokens = 0;
+    for i in order {
+        current.push(i);
+        tokens += ids[i].len();
+        if tokens >= per_chunk {
+            chunks.push(std::mem::take(&mut current));
+            tokens = 0;
+        }
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
