@@ -13,5 +13,7 @@ cd "$(dirname "$0")/.."
 scripts/ensure-system-deps.sh
 profile=()
 [ "${KYRO_CRASH_PROFILE:-}" = release ] && profile=(--release)
-KYRO_CRASH_KILLS="${KYRO_CRASH_KILLS:-100}" exec cargo test "${profile[@]}" -p kyro-server \
-    --test crash -- --nocapture
+# --workspace (not -p kyro-server): the same feature set as the test
+# command, so its build (RocksDB above all) is reused rather than redone.
+KYRO_CRASH_KILLS="${KYRO_CRASH_KILLS:-100}" exec cargo test "${profile[@]}" --workspace \
+    --test crash -- acknowledged_writes_stay_findable_across_repeated_kills --nocapture
