@@ -1,0 +1,550 @@
+//! The HTTP surface: one table of routes per area, thin handlers (parse →
+//! call the operation → map the result), and the tower layers for the
+//! cross-cutting work (request ids, tracing, metrics, timeouts, body limit,
+//! CORS).
+
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::admin::{self, AuditQuery, CreateCustomer, CreateKey, UpdateCustomer};
+use crate::auth::{
+    AdminEndpoint, Authed, CaptureEndpoint, ReadEndpoint, ReflectEndpoint, SearchEndpoint,
+    WriteEndpoint,
+};
+use crate::embed::MODEL_NAME;
+use crate::engine::Instance;
+use crate::episodes::capture;
+use crate::episodes::retrieval::{self, ReflectRequest, SearchRequest};
+use crate::episodes::view::{self, ListQuery, ValidateFixRequest};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::AppState;
+use crate::store::CustomerStatus;
+
+/// The request id header, set when the client sends none.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let episodes = Router::new()
+        .route("/api/v1/capture", post(capture_episode))
+        .route("/api/v1/episodes", get(list_episodes))
+        .route(
+            "/api/v1/episodes/{id}",
+            get(get_episode).delete(delete_episode),
+        )
+        .route("/api/v1/search", post(search))
+        .route("/api/v1/reflect", post(reflect))
+        .route("/api/v1/validate_fix", post(validate_fix))
+        .route("/api/v1/skills", get(skills))
+        .route("/api/v1/embeddings", post(embeddings));
+    let admin = Router::new()
+        .route("/api/v1/customers", post(create_customer))
+        .route(
+            "/api/v1/customers/{id}",
+            get(get_customer).patch(update_customer),
+        )
+        .route("/api/v1/customers/{id}/suspend", post(suspend_customer))
+        .route("/api/v1/customers/{id}/activate", post(activate_customer))
+        .route(
+            "/api/v1/customers/{id}/keys",
+            post(create_key).get(list_keys),
+        )
+        .route("/api/v1/customers/{id}/usage", get(customer_usage))
+        .route("/api/v1/keys/{key_id}", delete(revoke_key))
+        .route("/api/v1/audit", get(audit_log));
+    let service = Router::new()
+        .route("/health", get(health))
+        .route("/health/liveness", get(liveness))
+        .route("/health/readiness", get(readiness))
+        .route("/metrics", get(metrics_text));
+    let limits = &state.config.limits;
+    let timeout = Duration::from_millis(limits.request_timeout_ms);
+    let mut app = episodes
+        .merge(admin)
+        .merge(service)
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            observe(timeout, request, next)
+        }))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request| {
+                            let id = request
+                                .headers()
+                                .get(REQUEST_ID)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-");
+                            let route = request
+                                .extensions()
+                                .get::<MatchedPath>()
+                                .map_or("-", |p| p.as_str());
+                            tracing::info_span!(
+                                "request",
+                                request_id = %id,
+                                method = %request.method(),
+                                route = %route,
+                                customer = tracing::field::Empty,
+                            )
+                        })
+                        .on_response(
+                            |response: &Response, latency: Duration, _span: &tracing::Span| {
+                                tracing::info!(
+                                    status = response.status().as_u16(),
+                                    latency_ms = latency.as_secs_f64() * 1e3,
+                                    "finished"
+                                );
+                            },
+                        ),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+        );
+    if !state.config.cors.allow_origins.is_empty() {
+        let origins: Vec<HeaderValue> = state
+            .config
+            .cors
+            .allow_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    header::AUTHORIZATION,
+                    HeaderName::from_static("x-api-key"),
+                    HeaderName::from_static("idempotency-key"),
+                ]),
+        );
+    }
+    app.with_state(state)
+}
+
+/// Per-request metrics (requests and latency by route, method, status) and
+/// the request deadline.
+async fn observe(timeout: Duration, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable(format!(
+            "the request did not finish within {} ms",
+            timeout.as_millis()
+        ))
+        .into_response(),
+    };
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("gateway_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("gateway_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::NotFound("no such route".to_owned())
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response =
+        ApiError::NotFound("no such route for this method".to_owned()).into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+fn body(bytes: Result<Bytes, BytesRejection>, state: &AppState) -> Result<Bytes, ApiError> {
+    bytes.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge {
+                limit: state.config.limits.max_body_bytes,
+            }
+        } else {
+            ApiError::BadRequest {
+                message: e.body_text(),
+                field: None,
+            }
+        }
+    })
+}
+
+fn episode_id(path: Result<Path<String>, PathRejection>) -> Result<u64, ApiError> {
+    let Path(text) = path?;
+    text.parse()
+        .map_err(|_| ApiError::NotFound(format!("episode {text} does not exist")))
+}
+
+// ---------------------------------------------------------------- episodes
+
+async fn capture_episode(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<CaptureEndpoint>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = body(bytes, &state)?;
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::validation("Idempotency-Key", "must be visible ASCII"))
+        })
+        .transpose()?;
+    let outcome = capture::capture(&state, &caller, &bytes, key).await?;
+    let mut response = (
+        outcome.status,
+        [(header::CONTENT_TYPE, "application/json")],
+        outcome.body,
+    )
+        .into_response();
+    if let Some(warning) = outcome
+        .quota_warning
+        .and_then(|w| HeaderValue::from_str(&w).ok())
+    {
+        response.headers_mut().insert("x-quota-warning", warning);
+    }
+    if outcome.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+async fn get_episode(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<ReadEndpoint>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<view::EpisodeView>, ApiError> {
+    Ok(Json(view::get(&state, &caller, episode_id(path)?).await?))
+}
+
+async fn list_episodes(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<ReadEndpoint>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<view::EpisodePage>, ApiError> {
+    Ok(Json(view::list(&state, &caller, query).await?))
+}
+
+async fn delete_episode(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<WriteEndpoint>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    view::delete(&state, &caller, episode_id(path)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn search(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<SearchEndpoint>,
+    ApiJson(request): ApiJson<SearchRequest>,
+) -> Result<Json<retrieval::SearchResponse>, ApiError> {
+    Ok(Json(retrieval::search(&state, &caller, request).await?))
+}
+
+async fn reflect(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<ReflectEndpoint>,
+    ApiJson(request): ApiJson<ReflectRequest>,
+) -> Result<Json<retrieval::ReflectResponse>, ApiError> {
+    Ok(Json(retrieval::reflect(&state, &caller, request).await?))
+}
+
+async fn validate_fix(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<WriteEndpoint>,
+    ApiJson(request): ApiJson<ValidateFixRequest>,
+) -> Result<Json<view::ValidateFixResponse>, ApiError> {
+    Ok(Json(view::validate_fix(&state, &caller, request).await?))
+}
+
+async fn skills(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<ReadEndpoint>,
+) -> Result<Json<view::SkillList>, ApiError> {
+    Ok(Json(view::skills(&state, &caller).await?))
+}
+
+/// `input` of the embeddings API: one text or many.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum EmbeddingInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `POST /api/v1/embeddings` (the OpenAI embeddings shape).
+#[derive(Debug, Deserialize)]
+pub struct EmbeddingsRequest {
+    pub input: EmbeddingInput,
+    /// Accepted for compatibility; the server's model answers.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct EmbeddingItem {
+    object: &'static str,
+    embedding: Vec<f32>,
+    index: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct EmbeddingsUsage {
+    prompt_tokens: u64,
+    total_tokens: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct EmbeddingsResponse {
+    object: &'static str,
+    data: Vec<EmbeddingItem>,
+    model: &'static str,
+    usage: EmbeddingsUsage,
+}
+
+async fn embeddings(
+    State(state): State<AppState>,
+    Authed(_caller, _): Authed<ReadEndpoint>,
+    ApiJson(request): ApiJson<EmbeddingsRequest>,
+) -> Result<Response, ApiError> {
+    let texts = match request.input {
+        EmbeddingInput::One(text) => vec![text],
+        EmbeddingInput::Many(texts) => texts,
+    };
+    if texts.is_empty() || texts.len() > 256 {
+        return Err(ApiError::validation("input", "1..=256 texts"));
+    }
+    if let Some(i) = texts.iter().position(|t| t.chars().count() > 20_000) {
+        return Err(ApiError::validation(
+            format!("input[{i}]"),
+            "at most 20000 characters",
+        ));
+    }
+    let vectors = state.embedder.embed_many(&texts).await?;
+    let data = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(index, embedding)| EmbeddingItem {
+            object: "embedding",
+            embedding,
+            index,
+        })
+        .collect();
+    Ok(Json(EmbeddingsResponse {
+        object: "list",
+        data,
+        model: MODEL_NAME,
+        usage: EmbeddingsUsage {
+            prompt_tokens: 0,
+            total_tokens: 0,
+        },
+    })
+    .into_response())
+}
+
+// ---------------------------------------------------------------- admin
+
+async fn create_customer(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<AdminEndpoint>,
+    ApiJson(body): ApiJson<CreateCustomer>,
+) -> Result<(StatusCode, Json<admin::CustomerView>), ApiError> {
+    let customer = admin::create_customer(&state, &caller, body).await?;
+    Ok((StatusCode::CREATED, Json(customer)))
+}
+
+async fn get_customer(
+    State(state): State<AppState>,
+    Authed(_caller, _): Authed<AdminEndpoint>,
+    Path(id): Path<String>,
+) -> Result<Json<admin::CustomerView>, ApiError> {
+    Ok(Json(admin::get_customer(&state, id).await?))
+}
+
+async fn update_customer(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<AdminEndpoint>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateCustomer>,
+) -> Result<Json<admin::CustomerView>, ApiError> {
+    Ok(Json(
+        admin::update_customer(&state, &caller, id, body).await?,
+    ))
+}
+
+async fn suspend_customer(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<AdminEndpoint>,
+    Path(id): Path<String>,
+) -> Result<Json<admin::CustomerView>, ApiError> {
+    Ok(Json(
+        admin::set_status(&state, &caller, id, CustomerStatus::Suspended).await?,
+    ))
+}
+
+async fn activate_customer(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<AdminEndpoint>,
+    Path(id): Path<String>,
+) -> Result<Json<admin::CustomerView>, ApiError> {
+    Ok(Json(
+        admin::set_status(&state, &caller, id, CustomerStatus::Active).await?,
+    ))
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<AdminEndpoint>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> Result<(StatusCode, Json<admin::CreatedKey>), ApiError> {
+    let key = admin::create_key(&state, &caller, id, body).await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+#[derive(Serialize)]
+struct KeyList {
+    keys: Vec<admin::KeyView>,
+}
+
+async fn list_keys(
+    State(state): State<AppState>,
+    Authed(_caller, _): Authed<AdminEndpoint>,
+    Path(id): Path<String>,
+) -> Result<Json<KeyList>, ApiError> {
+    Ok(Json(KeyList {
+        keys: admin::list_keys(&state, id).await?,
+    }))
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    Authed(caller, _): Authed<AdminEndpoint>,
+    Path(key_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    admin::revoke_key(&state, &caller, key_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn customer_usage(
+    State(state): State<AppState>,
+    Authed(_caller, _): Authed<AdminEndpoint>,
+    Path(id): Path<String>,
+) -> Result<Json<admin::UsageView>, ApiError> {
+    Ok(Json(admin::usage(&state, id).await?))
+}
+
+async fn audit_log(
+    State(state): State<AppState>,
+    Authed(_caller, _): Authed<AdminEndpoint>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<admin::AuditPage>, ApiError> {
+    Ok(Json(admin::audit(&state, query).await?))
+}
+
+// ---------------------------------------------------------------- service
+
+#[derive(Serialize)]
+struct Checks {
+    database: bool,
+    engine_text: bool,
+    engine_image: bool,
+    model: bool,
+}
+
+impl Checks {
+    async fn run(state: &AppState) -> Checks {
+        let (database, engine_text, engine_image) = tokio::join!(
+            state.store.ping(),
+            state.engine.is_serving(Instance::Text),
+            state.engine.is_serving(Instance::Image)
+        );
+        Checks {
+            database,
+            engine_text,
+            engine_image,
+            model: state.embedder.is_loaded(),
+        }
+    }
+
+    fn all(&self) -> bool {
+        self.database && self.engine_text && self.engine_image && self.model
+    }
+}
+
+#[derive(Serialize)]
+struct HealthBody {
+    status: &'static str,
+    version: &'static str,
+    checks: Checks,
+}
+
+async fn liveness() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "live"}))
+}
+
+async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) {
+    let checks = Checks::run(&state).await;
+    let ready = checks.all();
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(HealthBody {
+            status: if ready { "ready" } else { "not_ready" },
+            version: env!("CARGO_PKG_VERSION"),
+            checks,
+        }),
+    )
+}
+
+async fn health(State(state): State<AppState>) -> Json<HealthBody> {
+    let checks = Checks::run(&state).await;
+    Json(HealthBody {
+        status: if checks.all() { "ok" } else { "degraded" },
+        version: env!("CARGO_PKG_VERSION"),
+        checks,
+    })
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    state.embedder.publish_stats();
+    match &state.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => ApiError::Unavailable("metrics are not recorded in this process".to_owned())
+            .into_response(),
+    }
+}
