@@ -584,14 +584,14 @@ impl HnswIndex {
         // Each round relinks whole islands through one member; a few rounds
         // settle any graph (an island's other members follow its links).
         for _ in 0..4 {
-            let unreachable = self.unreachable_ids();
+            let storage = self.storage.read();
+            let unreachable = self.unreachable_slots(&storage);
             if unreachable.is_empty() {
                 break;
             }
             let Some(entry) = *self.entry.read() else {
                 break;
             };
-            let storage = self.storage.read();
             let metric = self.config.metric;
             let points = &storage.points;
             let between = |a: u32, b: u32| {
@@ -601,16 +601,8 @@ impl HnswIndex {
                     points.vectors.row(b as usize),
                 )
             };
-            let reached =
-                reachable_on_layer0(&storage.links, storage.slots_used(), Some(entry.node));
             let mut scratch = self.take_scratch();
-            for label in unreachable {
-                let Some(slot) = self.internal_id(label) else {
-                    continue;
-                };
-                if reached.get(slot as usize).copied().unwrap_or(false) {
-                    continue;
-                }
+            for slot in unreachable {
                 let vector = points.vectors.row(slot as usize);
                 let to_orphan = |node: u32| {
                     prepared_distance(metric, vector, points.vectors.row(node as usize))
@@ -742,6 +734,15 @@ impl HnswIndex {
     /// Costs one walk over the graph, under the storage read lock.
     pub fn unreachable_ids(&self) -> Vec<u64> {
         let storage = self.storage.read();
+        self.unreachable_slots(&storage)
+            .into_iter()
+            .map(|slot| storage.points.label(slot))
+            .collect()
+    }
+
+    /// Slots of the live points [`HnswIndex::unreachable_ids`] names; the
+    /// caller holds the storage lock.
+    fn unreachable_slots(&self, storage: &Storage) -> Vec<u32> {
         // Labels are published only once a node is linked, so points still
         // being inserted are not counted.
         let live: Vec<u32> = self.labels.read().values().copied().collect();
@@ -749,7 +750,6 @@ impl HnswIndex {
         let reached = reachable_on_layer0(&storage.links, storage.slots_used(), entry);
         live.into_iter()
             .filter(|&slot| !reached.get(slot as usize).copied().unwrap_or(false))
-            .map(|slot| storage.points.label(slot))
             .collect()
     }
 
