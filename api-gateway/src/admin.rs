@@ -13,7 +13,7 @@ use crate::store::{
 };
 
 /// `POST /api/v1/customers`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomer {
     pub name: String,
@@ -21,7 +21,7 @@ pub struct CreateCustomer {
 }
 
 /// `PATCH /api/v1/customers/{id}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCustomer {
     pub name: Option<String>,
@@ -29,7 +29,7 @@ pub struct UpdateCustomer {
 }
 
 /// A customer as returned.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CustomerView {
     pub customer_id: String,
     pub name: String,
@@ -53,7 +53,7 @@ impl From<Customer> for CustomerView {
 }
 
 /// `POST /api/v1/customers/{id}/keys`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     pub scopes: Vec<Scope>,
@@ -63,7 +63,7 @@ pub struct CreateKey {
 }
 
 /// A new key: shown once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     pub key_id: String,
     pub api_key: String,
@@ -74,7 +74,7 @@ pub struct CreatedKey {
 }
 
 /// A key as listed (no secret, no hash).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub key_id: String,
     pub scopes: Vec<String>,
@@ -98,7 +98,7 @@ impl From<KeyRecord> for KeyView {
 }
 
 /// A customer's usage.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UsageView {
     pub customer_id: String,
     pub tier: Tier,
@@ -107,7 +107,8 @@ pub struct UsageView {
 }
 
 /// Query of `GET /api/v1/audit`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub customer_id: Option<String>,
@@ -118,14 +119,14 @@ pub struct AuditQuery {
 }
 
 /// A page of the audit log, newest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub entries: Vec<AuditEntryView>,
     pub next_before: Option<i64>,
 }
 
 /// An audit entry as returned.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntryView {
     pub id: i64,
     pub at: String,

@@ -30,7 +30,9 @@ pub const CACHE_TTL: Duration = Duration::from_secs(300);
 const SCRYPT_LOG_N: u8 = 14;
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Read episodes, search, reflect, skills, embeddings.
@@ -339,51 +341,56 @@ impl<E: Endpoint + Send + Sync> FromRequestParts<AppState> for Authed<E> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ip = client_address(parts);
-        let address = ip.map(|ip| ip.to_string());
-        if let Some(ip) = ip {
-            state.limits.check_auth_failures(ip)?;
-        }
-        let refusal = match presented_key(parts) {
-            None => {
-                Refusal::Unauthenticated("missing API key (X-API-Key or Authorization: Bearer)")
-            }
-            Some(key) => match authenticate(state, key).await {
-                Ok(mut caller) => {
-                    caller.address = address.clone();
-                    if !E::allows(&caller.scopes) {
-                        let error = ApiError::Forbidden(format!(
-                            "this key lacks the scope {} needs",
-                            E::NAME
-                        ));
-                        audit_denied(state, Some(&caller), address, E::NAME, "forbidden").await;
-                        return Err(error);
-                    }
-                    if let Err(error) = state.limits.check(&caller.customer, E::CLASS) {
-                        audit_denied(state, Some(&caller), address, E::NAME, "rate_limited").await;
-                        return Err(error);
-                    }
-                    tracing::Span::current().record("customer", caller.customer.id.as_str());
-                    return Ok(Authed(caller, PhantomData));
-                }
-                Err(refusal) => refusal,
-            },
-        };
-        let (error, outcome) = match refusal {
-            Refusal::Unauthenticated(message) => {
-                if let Some(ip) = ip {
-                    state.limits.record_auth_failure(ip);
-                }
-                (
-                    ApiError::Unauthenticated(message.to_owned()),
-                    "unauthenticated",
-                )
-            }
-            Refusal::Forbidden(message) => (ApiError::Forbidden(message), "forbidden"),
-        };
-        audit_denied(state, None, address, E::NAME, outcome).await;
-        Err(error)
+        authorize::<E>(parts, state)
+            .await
+            .map(|caller| Authed(caller, PhantomData))
     }
+}
+
+/// The caller of endpoint `E` behind a request's headers: key valid, scope
+/// sufficient, within the rate limit. Every refusal is audited. The REST
+/// routes reach it through [`Authed`], the MCP tools directly.
+pub async fn authorize<E: Endpoint>(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let ip = client_address(parts);
+    let address = ip.map(|ip| ip.to_string());
+    if let Some(ip) = ip {
+        state.limits.check_auth_failures(ip)?;
+    }
+    let refusal = match presented_key(parts) {
+        None => Refusal::Unauthenticated("missing API key (X-API-Key or Authorization: Bearer)"),
+        Some(key) => match authenticate(state, key).await {
+            Ok(mut caller) => {
+                caller.address = address.clone();
+                if !E::allows(&caller.scopes) {
+                    let error =
+                        ApiError::Forbidden(format!("this key lacks the scope {} needs", E::NAME));
+                    audit_denied(state, Some(&caller), address, E::NAME, "forbidden").await;
+                    return Err(error);
+                }
+                if let Err(error) = state.limits.check(&caller.customer, E::CLASS) {
+                    audit_denied(state, Some(&caller), address, E::NAME, "rate_limited").await;
+                    return Err(error);
+                }
+                tracing::Span::current().record("customer", caller.customer.id.as_str());
+                return Ok(caller);
+            }
+            Err(refusal) => refusal,
+        },
+    };
+    let (error, outcome) = match refusal {
+        Refusal::Unauthenticated(message) => {
+            if let Some(ip) = ip {
+                state.limits.record_auth_failure(ip);
+            }
+            (
+                ApiError::Unauthenticated(message.to_owned()),
+                "unauthenticated",
+            )
+        }
+        Refusal::Forbidden(message) => (ApiError::Forbidden(message), "forbidden"),
+    };
+    audit_denied(state, None, address, E::NAME, outcome).await;
+    Err(error)
 }
 
 /// Records a denied request.

@@ -49,6 +49,7 @@ pub struct GatewayConfig {
     pub limits: LimitSettings,
     pub rate_limits: RateLimitSettings,
     pub cors: CorsSettings,
+    pub mcp: McpSettings,
     pub log: LogSettings,
 }
 
@@ -186,6 +187,32 @@ pub struct CorsSettings {
     pub allow_origins: Vec<String>,
 }
 
+/// The MCP endpoint at `/mcp` (streamable HTTP).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpSettings {
+    /// `Host` header values `/mcp` answers (`host` or `host:port`), against
+    /// DNS rebinding; add the gateway's public name when it serves beyond
+    /// this machine. Empty: any host.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call `/mcp` (`https://app.example`).
+    /// Empty: requests with an `Origin` header are not checked.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ],
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
 /// Logging: `format` is `text` or `json`; `level` an `EnvFilter` directive
 /// (`RUST_LOG` wins when set).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -214,6 +241,7 @@ impl Default for GatewayConfig {
             limits: LimitSettings::default(),
             rate_limits: RateLimitSettings::default(),
             cors: CorsSettings::default(),
+            mcp: McpSettings::default(),
             log: LogSettings::default(),
         }
     }

@@ -51,17 +51,25 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// Every error response: `{"error": {"code", "message", "field"?}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+/// The error itself.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code: `bad_request`, `validation_error`,
+    /// `unauthenticated`, `forbidden`, `not_found`, `conflict`,
+    /// `payload_too_large`, `rate_limited`, `quota_exceeded`, `unavailable`,
+    /// `internal`.
     code: &'static str,
+    /// What went wrong, for a person (or a model) to read.
     message: String,
+    /// The request field at fault (dotted path, `[i]` for list items).
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    field: Option<String>,
 }
 
 impl ApiError {
@@ -135,11 +143,11 @@ impl IntoResponse for ApiError {
             tracing::error!(%cause, "internal error");
         }
         let status = self.status();
-        let body = Body {
-            error: Detail {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code(),
                 message: self.message(),
-                field: self.field(),
+                field: self.field().map(str::to_owned),
             },
         };
         let mut response = (status, axum::Json(body)).into_response();

@@ -16,6 +16,8 @@ pub mod engine;
 pub mod episodes;
 pub mod error;
 pub mod extract;
+pub mod mcp;
+pub mod openapi;
 pub mod ratelimit;
 pub mod redact;
 pub mod routes;

@@ -42,6 +42,27 @@ struct Cli {
     /// Print the effective configuration and exit.
     #[arg(long)]
     print_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Serve the MCP tools on stdin/stdout (for assistants that launch
+    /// tools as processes), each call going to a running gateway's REST
+    /// API with the given key. Logs go to stderr.
+    McpStdio {
+        /// The gateway's URL.
+        #[arg(
+            long,
+            env = "KYRO_GATEWAY_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+        /// An `em_live_…` key of the customer whose memory the tools use.
+        #[arg(long, env = "KYRO_API_KEY", hide_env_values = true)]
+        key: String,
+    },
 }
 
 fn overrides(cli: &Cli) -> Result<Vec<(String, String)>, String> {
@@ -76,6 +97,9 @@ fn overrides(cli: &Cli) -> Result<Vec<(String, String)>, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::McpStdio { url, key }) = &cli.command {
+        return mcp_stdio(url, key);
+    }
     let config = match overrides(&cli)
         .map_err(anyhow::Error::msg)
         .and_then(|pairs| {
@@ -107,6 +131,30 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kyro-gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn mcp_stdio(url: &str, key: &str) -> ExitCode {
+    telemetry::init_tracing(&api_gateway::config::LogSettings {
+        format: "text".to_owned(),
+        level: "warn".to_owned(),
+    });
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("kyro-gateway mcp-stdio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(api_gateway::mcp::serve_stdio(url, key)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kyro-gateway mcp-stdio: {e}");
             ExitCode::FAILURE
         }
     }

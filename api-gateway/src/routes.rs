@@ -19,18 +19,27 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::admin::{self, AuditQuery, CreateCustomer, CreateKey, UpdateCustomer};
+use crate::admin::{
+    self, AuditPage, AuditQuery, CreateCustomer, CreateKey, CreatedKey, CustomerView,
+    UpdateCustomer, UsageView,
+};
 use crate::auth::{
     AdminEndpoint, Authed, CaptureEndpoint, ReadEndpoint, ReflectEndpoint, SearchEndpoint,
     WriteEndpoint,
 };
 use crate::embed::MODEL_NAME;
 use crate::engine::Instance;
-use crate::episodes::capture;
-use crate::episodes::retrieval::{self, ReflectRequest, SearchRequest};
-use crate::episodes::view::{self, ListQuery, ValidateFixRequest};
-use crate::error::ApiError;
+use crate::episodes::capture::{self, CaptureResponse};
+use crate::episodes::model::CaptureRequest;
+use crate::episodes::retrieval::{
+    self, ReflectRequest, ReflectResponse, SearchRequest, SearchResponse,
+};
+use crate::episodes::view::{
+    self, EpisodePage, EpisodeView, ListQuery, SkillList, ValidateFixRequest, ValidateFixResponse,
+};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
+use crate::openapi::{BodyErrors, CallErrors};
 use crate::state::AppState;
 use crate::store::CustomerStatus;
 
@@ -76,6 +85,8 @@ pub fn router(state: AppState) -> Router {
     let mut app = episodes
         .merge(admin)
         .merge(service)
+        .merge(crate::openapi::router())
+        .merge(crate::mcp::router(&state))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
@@ -199,6 +210,21 @@ fn episode_id(path: Result<Path<String>, PathRejection>) -> Result<u64, ApiError
 
 // ---------------------------------------------------------------- episodes
 
+#[utoipa::path(
+    post, path = "/api/v1/capture", tag = "episodes",
+    summary = "Record a failure episode",
+    description = "Validates, redacts, fingerprints and embeds the episode, then stores it in the caller's tenant. A repeat of a stored error signature, or a near-duplicate (cosine >= 0.95, same error_class and tool), is folded into the existing episode (200 with `linked_to`). Charged to the monthly quota either way; all-or-nothing.",
+    request_body = CaptureRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result, another body is a 409.")),
+    responses(
+        (status = 201, description = "Stored as a new episode", body = CaptureResponse,
+            headers(("x-quota-warning" = String, description = "Present at 80 % of the monthly quota and in the grace band"))),
+        (status = 200, description = "Folded into an existing episode (`linked_to`)", body = CaptureResponse),
+        (status = 409, description = "Idempotency key reused with another body, or still in progress", body = ErrorBody),
+        BodyErrors, CallErrors
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn capture_episode(
     State(state): State<AppState>,
     Authed(caller, _): Authed<CaptureEndpoint>,
@@ -235,6 +261,15 @@ async fn capture_episode(
     Ok(response)
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/episodes/{id}", tag = "episodes",
+    summary = "One episode",
+    params(("id" = u64, Path, description = "The episode id (per customer)")),
+    responses((status = 200, description = "The episode", body = EpisodeView),
+        (status = 404, description = "No such episode for this caller", body = ErrorBody),
+        CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn get_episode(
     State(state): State<AppState>,
     Authed(caller, _): Authed<ReadEndpoint>,
@@ -243,6 +278,15 @@ async fn get_episode(
     Ok(Json(view::get(&state, &caller, episode_id(path)?).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/episodes", tag = "episodes",
+    summary = "Episodes, newest first, with cursor pagination and filters",
+    params(ListQuery),
+    responses((status = 200, description = "A page of episodes", body = EpisodePage),
+        (status = 422, description = "A query parameter is invalid", body = ErrorBody),
+        CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn list_episodes(
     State(state): State<AppState>,
     Authed(caller, _): Authed<ReadEndpoint>,
@@ -251,6 +295,16 @@ async fn list_episodes(
     Ok(Json(view::list(&state, &caller, query).await?))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/episodes/{id}", tag = "episodes",
+    summary = "Erase an episode",
+    description = "Gone from the customer database, both engine instances and every cache before the 204, and never returned again.",
+    params(("id" = u64, Path, description = "The episode id")),
+    responses((status = 204, description = "Erased"),
+        (status = 404, description = "No such episode for this caller", body = ErrorBody),
+        CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn delete_episode(
     State(state): State<AppState>,
     Authed(caller, _): Authed<WriteEndpoint>,
@@ -260,6 +314,15 @@ async fn delete_episode(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/search", tag = "retrieval",
+    summary = "Ranked episodes similar to a goal",
+    description = "Embeds `goal`, searches the caller's episodes (project first, then the customer's other projects) and ranks by similarity, precondition match, recency and usage (default weights 0.5/0.3/0.1/0.1). Skills rank first.",
+    request_body = SearchRequest,
+    responses((status = 200, description = "Results, best first", body = SearchResponse),
+        BodyErrors, CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn search(
     State(state): State<AppState>,
     Authed(caller, _): Authed<SearchEndpoint>,
@@ -268,6 +331,15 @@ async fn search(
     Ok(Json(retrieval::search(&state, &caller, request).await?))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/reflect", tag = "retrieval",
+    summary = "The pre-action gate: has this failed before?",
+    description = "block / warn / hint / proceed from documented similarity thresholds, with the matched episodes and the suggested fix. A 503 (never a silent proceed) when the engine cannot be reached.",
+    request_body = ReflectRequest,
+    responses((status = 200, description = "The decision", body = ReflectResponse),
+        BodyErrors, CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn reflect(
     State(state): State<AppState>,
     Authed(caller, _): Authed<ReflectEndpoint>,
@@ -276,6 +348,15 @@ async fn reflect(
     Ok(Json(retrieval::reflect(&state, &caller, request).await?))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/validate_fix", tag = "episodes",
+    summary = "Record whether an episode's resolution worked",
+    request_body = ValidateFixRequest,
+    responses((status = 200, description = "Recorded", body = ValidateFixResponse),
+        (status = 404, description = "No such episode for this caller", body = ErrorBody),
+        BodyErrors, CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn validate_fix(
     State(state): State<AppState>,
     Authed(caller, _): Authed<WriteEndpoint>,
@@ -284,6 +365,12 @@ async fn validate_fix(
     Ok(Json(view::validate_fix(&state, &caller, request).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/skills", tag = "retrieval",
+    summary = "Episodes promoted to skills (fix succeeded >= 3 times at >= 90 %)",
+    responses((status = 200, description = "The skills", body = SkillList), CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn skills(
     State(state): State<AppState>,
     Authed(caller, _): Authed<ReadEndpoint>,
@@ -292,7 +379,7 @@ async fn skills(
 }
 
 /// `input` of the embeddings API: one text or many.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum EmbeddingInput {
     One(String),
@@ -300,7 +387,7 @@ pub enum EmbeddingInput {
 }
 
 /// `POST /api/v1/embeddings` (the OpenAI embeddings shape).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EmbeddingsRequest {
     pub input: EmbeddingInput,
     /// Accepted for compatibility; the server's model answers.
@@ -308,27 +395,35 @@ pub struct EmbeddingsRequest {
     pub model: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct EmbeddingItem {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EmbeddingItem {
     object: &'static str,
     embedding: Vec<f32>,
     index: usize,
 }
 
-#[derive(Debug, Serialize)]
-struct EmbeddingsUsage {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EmbeddingsUsage {
     prompt_tokens: u64,
     total_tokens: u64,
 }
 
-#[derive(Debug, Serialize)]
-struct EmbeddingsResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EmbeddingsResponse {
     object: &'static str,
     data: Vec<EmbeddingItem>,
     model: &'static str,
     usage: EmbeddingsUsage,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/embeddings", tag = "embeddings",
+    summary = "Embed texts with the server's model (OpenAI embeddings shape)",
+    request_body = EmbeddingsRequest,
+    responses((status = 200, description = "One 384-dim vector per input, in order", body = EmbeddingsResponse),
+        BodyErrors, CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn embeddings(
     State(state): State<AppState>,
     Authed(_caller, _): Authed<ReadEndpoint>,
@@ -371,6 +466,13 @@ async fn embeddings(
 
 // ---------------------------------------------------------------- admin
 
+#[utoipa::path(
+    post, path = "/api/v1/customers", tag = "admin",
+    summary = "Create a customer",
+    request_body = CreateCustomer,
+    responses((status = 201, description = "Created", body = CustomerView), BodyErrors, CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn create_customer(
     State(state): State<AppState>,
     Authed(caller, _): Authed<AdminEndpoint>,
@@ -380,6 +482,14 @@ async fn create_customer(
     Ok((StatusCode::CREATED, Json(customer)))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/customers/{id}", tag = "admin",
+    summary = "One customer",
+    params(("id" = String, Path, description = "The customer id")),
+    responses((status = 200, description = "The customer", body = CustomerView),
+        (status = 404, description = "No such customer", body = ErrorBody), CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn get_customer(
     State(state): State<AppState>,
     Authed(_caller, _): Authed<AdminEndpoint>,
@@ -388,6 +498,15 @@ async fn get_customer(
     Ok(Json(admin::get_customer(&state, id).await?))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/customers/{id}", tag = "admin",
+    summary = "Rename a customer or change its tier",
+    params(("id" = String, Path, description = "The customer id")),
+    request_body = UpdateCustomer,
+    responses((status = 200, description = "The updated customer", body = CustomerView),
+        (status = 404, description = "No such customer", body = ErrorBody), BodyErrors, CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn update_customer(
     State(state): State<AppState>,
     Authed(caller, _): Authed<AdminEndpoint>,
@@ -399,6 +518,14 @@ async fn update_customer(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/customers/{id}/suspend", tag = "admin",
+    summary = "Suspend a customer: its keys fail on the very next request",
+    params(("id" = String, Path, description = "The customer id")),
+    responses((status = 200, description = "Suspended", body = CustomerView),
+        (status = 404, description = "No such customer", body = ErrorBody), CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn suspend_customer(
     State(state): State<AppState>,
     Authed(caller, _): Authed<AdminEndpoint>,
@@ -409,6 +536,14 @@ async fn suspend_customer(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/customers/{id}/activate", tag = "admin",
+    summary = "Re-activate a suspended customer",
+    params(("id" = String, Path, description = "The customer id")),
+    responses((status = 200, description = "Active", body = CustomerView),
+        (status = 404, description = "No such customer", body = ErrorBody), CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn activate_customer(
     State(state): State<AppState>,
     Authed(caller, _): Authed<AdminEndpoint>,
@@ -419,6 +554,15 @@ async fn activate_customer(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/customers/{id}/keys", tag = "admin",
+    summary = "Create an API key (shown once)",
+    params(("id" = String, Path, description = "The customer id")),
+    request_body = CreateKey,
+    responses((status = 201, description = "The key; `api_key` is never shown again", body = CreatedKey),
+        (status = 404, description = "No such customer", body = ErrorBody), BodyErrors, CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn create_key(
     State(state): State<AppState>,
     Authed(caller, _): Authed<AdminEndpoint>,
@@ -429,11 +573,19 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(key)))
 }
 
-#[derive(Serialize)]
-struct KeyList {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct KeyList {
     keys: Vec<admin::KeyView>,
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/customers/{id}/keys", tag = "admin",
+    summary = "A customer's keys (never their secrets)",
+    params(("id" = String, Path, description = "The customer id")),
+    responses((status = 200, description = "The keys", body = KeyList),
+        (status = 404, description = "No such customer", body = ErrorBody), CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn list_keys(
     State(state): State<AppState>,
     Authed(_caller, _): Authed<AdminEndpoint>,
@@ -444,6 +596,14 @@ async fn list_keys(
     }))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/keys/{key_id}", tag = "admin",
+    summary = "Revoke a key: it fails on the very next request",
+    params(("key_id" = String, Path, description = "The key id (the part after `em_live_`)")),
+    responses((status = 204, description = "Revoked"),
+        (status = 404, description = "No such key", body = ErrorBody), CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn revoke_key(
     State(state): State<AppState>,
     Authed(caller, _): Authed<AdminEndpoint>,
@@ -453,6 +613,14 @@ async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/customers/{id}/usage", tag = "admin",
+    summary = "This month's captures against the quota",
+    params(("id" = String, Path, description = "The customer id")),
+    responses((status = 200, description = "Usage", body = UsageView),
+        (status = 404, description = "No such customer", body = ErrorBody), CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn customer_usage(
     State(state): State<AppState>,
     Authed(_caller, _): Authed<AdminEndpoint>,
@@ -461,6 +629,14 @@ async fn customer_usage(
     Ok(Json(admin::usage(&state, id).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "admin",
+    summary = "The audit log, newest first",
+    params(AuditQuery),
+    responses((status = 200, description = "Entries", body = AuditPage),
+        (status = 422, description = "A query parameter is invalid", body = ErrorBody), CallErrors),
+    security(("api_key" = []), ("bearer" = []))
+)]
 async fn audit_log(
     State(state): State<AppState>,
     Authed(_caller, _): Authed<AdminEndpoint>,
@@ -471,8 +647,8 @@ async fn audit_log(
 
 // ---------------------------------------------------------------- service
 
-#[derive(Serialize)]
-struct Checks {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Checks {
     database: bool,
     engine_text: bool,
     engine_image: bool,
@@ -499,17 +675,28 @@ impl Checks {
     }
 }
 
-#[derive(Serialize)]
-struct HealthBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct HealthBody {
     status: &'static str,
     version: &'static str,
     checks: Checks,
 }
 
+#[utoipa::path(
+    get, path = "/health/liveness", tag = "service",
+    summary = "The process answers",
+    responses((status = 200, description = "Live", body = Object))
+)]
 async fn liveness() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "live"}))
 }
 
+#[utoipa::path(
+    get, path = "/health/readiness", tag = "service",
+    summary = "SQLite, both engine instances and the model are ready",
+    responses((status = 200, description = "Ready", body = HealthBody),
+        (status = 503, description = "Not ready: `checks` says what is missing", body = HealthBody))
+)]
 async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) {
     let checks = Checks::run(&state).await;
     let ready = checks.all();
@@ -527,6 +714,11 @@ async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<HealthBod
     )
 }
 
+#[utoipa::path(
+    get, path = "/health", tag = "service",
+    summary = "Status and the readiness checks (always 200)",
+    responses((status = 200, description = "Status", body = HealthBody))
+)]
 async fn health(State(state): State<AppState>) -> Json<HealthBody> {
     let checks = Checks::run(&state).await;
     Json(HealthBody {
@@ -536,6 +728,11 @@ async fn health(State(state): State<AppState>) -> Json<HealthBody> {
     })
 }
 
+#[utoipa::path(
+    get, path = "/metrics", tag = "service",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
 async fn metrics_text(State(state): State<AppState>) -> Response {
     state.embedder.publish_stats();
     match &state.metrics {

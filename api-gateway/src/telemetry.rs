@@ -49,6 +49,12 @@ pub fn install_recorder() -> Result<PrometheusHandle, metrics_exporter_prometheu
         "kyro-server call latency by instance and rpc"
     );
     metrics::describe_counter!("gateway_key_cache_total", "API key cache lookups by result");
+    // Denial counters exist from the start (at 0), so that a dashboard's
+    // rate() shows 0 rather than no data until the first denial.
+    metrics::counter!("gateway_quota_denied_total").absolute(0);
+    for endpoint in ["capture", "search", "reflect", "other", "admin", "auth"] {
+        metrics::counter!("gateway_rate_limited_total", "endpoint" => endpoint).absolute(0);
+    }
     Ok(handle)
 }
 

@@ -395,6 +395,26 @@ fn health_metrics_and_graceful_shutdown() {
         .text
         .contains("gateway_request_duration_seconds_bucket"));
 
+    // The API describes itself (OpenAPI 3.1, no key) and the interactive
+    // docs are served from the binary.
+    let openapi = gw.raw("GET", "/openapi.json", None, &[], None);
+    assert_eq!(openapi.status, 200, "{}", openapi.text);
+    assert!(openapi.json["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1")));
+    let capture = &openapi.json["paths"]["/api/v1/capture"]["post"];
+    assert!(capture["requestBody"].is_object(), "{capture}");
+    assert!(capture["responses"]["422"].is_object(), "{capture}");
+    let docs = gw.raw("GET", "/docs/", None, &[], None);
+    assert_eq!(docs.status, 200);
+    assert!(docs.text.contains("swagger"), "{}", docs.text);
+    let script = gw.raw("GET", "/docs/swagger-ui-bundle.js", None, &[], None);
+    assert_eq!(script.status, 200);
+    assert!(
+        script.text.len() > 100_000,
+        "the Swagger UI bundle is served"
+    );
+
     // Readiness fails while the engine is down.
     engine.stop();
     let down = gw.raw("GET", "/health/readiness", None, &[], None);

@@ -46,20 +46,23 @@ pub struct CaptureOutcome {
     pub replayed: bool,
 }
 
-#[derive(Serialize)]
-struct QuotaView {
+/// The caller's monthly quota after this capture.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct QuotaView {
     used: u64,
     limit: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct SignatureView {
+/// The error's normalised form and its fingerprint.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SignatureView {
     fingerprint: String,
     normalized: String,
 }
 
-#[derive(Serialize)]
-struct CaptureResponse {
+/// The answer of a capture.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CaptureResponse {
     episode_id: u64,
     /// `created`, or `linked` when folded into an existing episode.
     status: &'static str,

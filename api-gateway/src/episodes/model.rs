@@ -30,7 +30,7 @@ pub mod limits {
 }
 
 /// The error classes a capture may name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     ConfigurationError,
@@ -128,7 +128,7 @@ impl KeyValues {
 }
 
 /// `POST /api/v1/capture`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct CaptureRequest {
     pub goal: String,
     pub tool_chain: Vec<String>,
@@ -138,8 +138,10 @@ pub struct CaptureRequest {
     #[serde(default)]
     pub code_state_diff: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub environment_info: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::key_values)]
     pub preconditions: KeyValues,
     #[serde(default)]
     pub resolution: Option<String>,

@@ -30,7 +30,7 @@ pub const RECENCY_HALF_LIFE_DAYS: f64 = 30.0;
 pub const STALE_FACTOR: f32 = 0.5;
 
 /// Weights of the four components.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RankingWeights {
     #[serde(default)]
@@ -82,7 +82,7 @@ impl RankingWeights {
 }
 
 /// The four components of one result.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Components {
     pub similarity: f32,
     pub precondition: f32,

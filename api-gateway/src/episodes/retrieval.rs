@@ -36,7 +36,7 @@ pub const HINT_SIMILARITY: f32 = 0.60;
 pub const PRECONDITION_MISMATCH: f32 = 0.3;
 
 /// Filters of a search.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchFilters {
     pub tool: Option<String>,
@@ -54,12 +54,13 @@ fn default_k() -> i64 {
 }
 
 /// `POST /api/v1/search`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct SearchRequest {
     /// The query text (may be empty when `image_embedding` is given).
     #[serde(default)]
     pub goal: String,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::key_values)]
     pub current_state: KeyValues,
     /// 1..=100 (default 10).
     #[serde(default = "default_k")]
@@ -77,7 +78,7 @@ pub struct SearchRequest {
 }
 
 /// Where a result was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MatchedIn {
     /// The caller's project.
@@ -89,7 +90,7 @@ pub enum MatchedIn {
 }
 
 /// One search result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchResult {
     pub episode_id: u64,
     pub score: f32,
@@ -102,7 +103,7 @@ pub struct SearchResult {
 }
 
 /// The answer of a search.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     pub results: Vec<SearchResult>,
     /// What redaction removed from the query (counts per kind).
@@ -368,18 +369,19 @@ pub async fn search(
 }
 
 /// `POST /api/v1/reflect`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct ReflectRequest {
     pub goal: String,
     pub proposed_action: String,
     pub tool: String,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::key_values)]
     pub current_state: KeyValues,
     pub project: Option<String>,
 }
 
 /// The gate's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     Block,
@@ -411,7 +413,7 @@ impl Decision {
 }
 
 /// One episode reflect matched.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MatchedEpisode {
     pub episode_id: u64,
     pub similarity: f32,
@@ -424,7 +426,7 @@ pub struct MatchedEpisode {
 }
 
 /// The answer of reflect.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReflectResponse {
     pub decision: Decision,
     pub confidence: f32,

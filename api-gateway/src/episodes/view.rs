@@ -11,10 +11,12 @@ use crate::state::AppState;
 use crate::store::{EpisodeFilter, EpisodeRow, Episodes};
 
 /// An episode as returned: its stored (redacted) fields plus its counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EpisodeView {
     pub episode_id: u64,
+    /// The stored (redacted) capture fields, at the top level.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub body: serde_json::Value,
     pub fingerprint: String,
     pub occurrences: u64,
@@ -70,7 +72,8 @@ pub async fn get(state: &AppState, caller: &Caller, id: u64) -> Result<EpisodeVi
 }
 
 /// Query of `GET /api/v1/episodes`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// The previous page's `next_cursor`.
@@ -88,7 +91,7 @@ pub struct ListQuery {
 }
 
 /// A page of episodes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EpisodePage {
     pub episodes: Vec<EpisodeView>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -187,7 +190,7 @@ pub async fn delete(state: &AppState, caller: &Caller, id: u64) -> Result<(), Ap
 }
 
 /// Whether an applied fix worked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FixOutcome {
     Success,
@@ -195,7 +198,7 @@ pub enum FixOutcome {
 }
 
 /// `POST /api/v1/validate_fix`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct ValidateFixRequest {
     pub episode_id: u64,
     pub outcome: FixOutcome,
@@ -207,7 +210,7 @@ pub struct ValidateFixRequest {
 }
 
 /// The episode's fix record after the feedback.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ValidateFixResponse {
     pub episode_id: u64,
     pub outcome: FixOutcome,
@@ -271,7 +274,7 @@ pub async fn validate_fix(
 }
 
 /// A skill: an episode whose fix worked ≥ 3 times at a rate ≥ 0.9.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Skill {
     pub episode_id: u64,
     pub goal: String,
@@ -285,7 +288,7 @@ pub struct Skill {
 }
 
 /// The skills of a customer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SkillList {
     pub skills: Vec<Skill>,
 }

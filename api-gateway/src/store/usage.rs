@@ -13,7 +13,7 @@ pub const GRACE: f64 = 0.2;
 pub const WARNING_AT: f64 = 0.8;
 
 /// One month of a customer's usage.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct UsageMonth {
     pub month: String,
     pub captures: u64,

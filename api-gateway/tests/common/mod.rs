@@ -70,6 +70,8 @@ pub struct Engine {
     pub dir: PathBuf,
     pub text: SocketAddr,
     pub image: SocketAddr,
+    /// `/metrics` and health.
+    pub http: SocketAddr,
 }
 
 impl Engine {
@@ -112,12 +114,14 @@ impl Engine {
             dir: dir.to_owned(),
             text: "0.0.0.0:0".parse().unwrap(),
             image: "0.0.0.0:0".parse().unwrap(),
+            http: "0.0.0.0:0".parse().unwrap(),
         };
         for line in printed {
             let parts: Vec<&str> = line.split_whitespace().collect();
             match parts.as_slice() {
                 ["listening:", "text", "grpc", address] => engine.text = address.parse().unwrap(),
                 ["listening:", "image", "grpc", address] => engine.image = address.parse().unwrap(),
+                ["listening:", "http", address] => engine.http = address.parse().unwrap(),
                 _ => {}
             }
         }
