@@ -16,20 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::backend::{Backend, Operation, ToolFailure};
-
-/// The error classes an episode may name.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClassArg {
-    ConfigurationError,
-    PermissionError,
-    NetworkError,
-    ResourceError,
-    DependencyError,
-    TimeoutError,
-    ValidationError,
-    Unknown,
-}
+use crate::episodes::model::ErrorClass;
 
 /// Arguments of `record_failure`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -43,7 +30,7 @@ pub struct RecordFailureArgs {
     /// The error output as printed (10 to 20,000 characters). Secrets and personal data are redacted before anything is stored.
     pub error_trace: String,
     /// The kind of failure.
-    pub error_class: ErrorClassArg,
+    pub error_class: ErrorClass,
     /// What fixed it, if you know; leave out when still unresolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,
@@ -95,7 +82,7 @@ pub struct SearchFailuresArgs {
     pub tool: Option<String>,
     /// Only episodes of this error class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_class: Option<ErrorClassArg>,
+    pub error_class: Option<ErrorClass>,
     /// Look in this project first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
