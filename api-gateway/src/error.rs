@@ -121,7 +121,8 @@ impl ApiError {
         }
     }
 
-    fn field(&self) -> Option<&str> {
+    /// The request field at fault, when there is one.
+    pub fn field(&self) -> Option<&str> {
         match self {
             ApiError::Validation { field, .. } => Some(field),
             ApiError::BadRequest { field, .. } => field.as_deref(),
@@ -129,7 +130,8 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> String {
+    /// The message the client sees.
+    pub fn message(&self) -> String {
         match self {
             ApiError::Validation { message, .. } => message.clone(),
             other => other.to_string(),

@@ -53,6 +53,12 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             field: None,
         }
     })?;
+    decode_value(value)
+}
+
+/// Decodes an already parsed JSON `value` as `T`, naming the field at fault
+/// (a 422).
+pub fn decode_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();

@@ -15,6 +15,7 @@ use crate::auth::{
 };
 use crate::episodes::{capture, retrieval, view};
 use crate::error::ApiError;
+use crate::extract::decode_value as decode;
 use crate::state::AppState;
 
 /// One gateway operation, with its JSON body as the REST API takes it.
@@ -93,19 +94,10 @@ impl From<ApiError> for ToolFailure {
         if let ApiError::Internal(cause) = &error {
             tracing::error!(%cause, "internal error in an MCP tool");
         }
-        let field = match &error {
-            ApiError::Validation { field, .. } => Some(field.clone()),
-            ApiError::BadRequest { field, .. } => field.clone(),
-            _ => None,
-        };
-        let message = match &error {
-            ApiError::Validation { message, .. } => message.clone(),
-            other => other.to_string(),
-        };
         Self {
             code: error.code().to_owned(),
-            message,
-            field,
+            message: error.message(),
+            field: error.field().map(str::to_owned),
         }
     }
 }
@@ -117,20 +109,6 @@ pub enum Backend {
     InProcess(Box<AppState>),
     /// A gateway's REST API, for `mcp-stdio`.
     Remote(Arc<RestClient>),
-}
-
-fn decode<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::Validation {
-            field: if path == "." {
-                "arguments".to_owned()
-            } else {
-                path
-            },
-            message: e.into_inner().to_string(),
-        }
-    })
 }
 
 fn json(value: &impl serde::Serialize) -> Result<Value, ApiError> {

@@ -64,6 +64,7 @@ impl RestClient {
 
     /// Runs `operation` as its REST call.
     pub async fn call(&self, operation: Operation) -> Result<Value, ToolFailure> {
+        let mut deleted = None;
         let (method, path, body, idempotency_key) = match operation {
             Operation::Capture {
                 body,
@@ -88,11 +89,10 @@ impl RestClient {
             ),
             Operation::Get { id } => (Method::GET, format!("/api/v1/episodes/{id}"), None, None),
             Operation::Delete { id } => {
+                deleted = Some(id);
                 (Method::DELETE, format!("/api/v1/episodes/{id}"), None, None)
             }
         };
-        let deleting = method == Method::DELETE;
-        let id = path.rsplit('/').next().and_then(|s| s.parse::<u64>().ok());
         let (status, bytes) = tokio::time::timeout(
             CALL_TIMEOUT,
             self.send(method, &path, body, idempotency_key),
@@ -109,7 +109,7 @@ impl RestClient {
         if !(200..300).contains(&status) {
             return Err(ToolFailure::from_body(status, &bytes));
         }
-        if deleting {
+        if let Some(id) = deleted {
             return Ok(serde_json::json!({"episode_id": id, "deleted": true}));
         }
         serde_json::from_slice(&bytes)
