@@ -202,6 +202,7 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .build()?;
     let auth_enabled = config.auth.enabled;
     let served = runtime.block_on(async move {
+        let signals = StopSignals::listen()?;
         let started = server::start(config).await?;
         // Machine-readable lines on stdout (tests and scripts read them);
         // logs go to stderr.
@@ -226,7 +227,7 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
         out.flush()?;
         drop(out);
         tracing::info!("ready");
-        wait_for_stop(&started).await?;
+        signals.wait(&started).await?;
         tracing::info!("shutting down: draining in-flight calls");
         started.shutdown().await?;
         tracing::info!("stopped");
@@ -238,26 +239,54 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
     served
 }
 
+/// The signals that stop the server or reload its keys. SIGHUP is listened
+/// to from before the `ready` line, so that a script that sends it once it
+/// reads `ready` never meets the default action (terminate); SIGTERM and
+/// SIGINT keep their default during start-up (a stop mid-recovery is as
+/// safe as a crash, and does not wait for the recovery to finish).
 #[cfg(unix)]
-async fn wait_for_stop(started: &server::StartedServer) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = terminate.recv() => return Ok(()),
-            _ = interrupt.recv() => return Ok(()),
-            _ = hangup.recv() => match started.reload_keys() {
-                Ok(count) => tracing::info!(keys = count, "keys reloaded"),
-                Err(e) => tracing::error!(error = %e, "keys reload failed; the previous keys stay in force"),
-            },
+struct StopSignals {
+    hangup: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Until SIGTERM or SIGINT; SIGHUP reloads the keys file.
+    async fn wait(mut self, started: &server::StartedServer) -> std::io::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => return Ok(()),
+                _ = interrupt.recv() => return Ok(()),
+                _ = self.hangup.recv() => match started.reload_keys() {
+                    Ok(count) => tracing::info!(keys = count, "keys reloaded"),
+                    Err(e) => tracing::error!(error = %e, "keys reload failed; the previous keys stay in force"),
+                },
+            }
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_stop(_started: &server::StartedServer) -> anyhow::Result<()> {
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+struct StopSignals;
+
+#[cfg(not(unix))]
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
+        Ok(Self)
+    }
+
+    /// Until Ctrl-C.
+    async fn wait(self, _started: &server::StartedServer) -> std::io::Result<()> {
+        tokio::signal::ctrl_c().await
+    }
 }
