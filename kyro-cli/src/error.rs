@@ -34,7 +34,7 @@ pub enum CliError {
         reason: String,
     },
     /// kyro-server answered an RPC with an error status.
-    #[error("{rpc}: {} ({}){}", .status.message(), code_name(.status.code()), hint(.status.code()))]
+    #[error("{rpc}: {} ({}){}", describe(.status), code_name(.status.code()), hint(.status.code()))]
     Server {
         /// The RPC that failed.
         rpc: &'static str,
@@ -99,8 +99,8 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Input(_) => 3,
             CliError::Connect { .. } => 4,
+            CliError::Server { status, .. } if is_transport_failure(status) => 4,
             CliError::Server { status, .. } => match status.code() {
-                tonic::Code::Unavailable => 4,
                 tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => 5,
                 _ => 6,
             },
@@ -136,6 +136,28 @@ pub fn code_name(code: tonic::Code) -> &'static str {
         Unavailable => "UNAVAILABLE",
         DataLoss => "DATA_LOSS",
         Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Whether the status is a local transport failure (the connection broke)
+/// rather than an answer of the server: tonic keeps the transport error as
+/// the status's source; statuses the server sent have none.
+pub fn is_transport_failure(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable || std::error::Error::source(status).is_some()
+}
+
+/// The status message with the transport errors behind it.
+fn describe(status: &tonic::Status) -> String {
+    match std::error::Error::source(status) {
+        Some(source) => {
+            let chain = crate::client::error_chain(source);
+            if status.message().contains(&chain) {
+                status.message().to_owned()
+            } else {
+                format!("{}: {chain}", status.message())
+            }
+        }
+        None => status.message().to_owned(),
     }
 }
 

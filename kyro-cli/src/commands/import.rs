@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::checkpoint::{now, Checkpoint};
 use crate::cli::ImportArgs;
 use crate::client::{instance_shape, Client, Connection};
-use crate::error::CliError;
+use crate::error::{is_transport_failure, CliError};
 use crate::formats::{open_reader, Format, Place, Record};
 use crate::output::Output;
 
@@ -219,10 +219,8 @@ async fn send(
             Ok(response) => break response.into_inner(),
             Err(status)
                 if attempt < args.retries
-                    && matches!(
-                        status.code(),
-                        tonic::Code::Unavailable | tonic::Code::ResourceExhausted
-                    ) =>
+                    && (is_transport_failure(&status)
+                        || status.code() == tonic::Code::ResourceExhausted) =>
             {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
