@@ -175,10 +175,10 @@ pub struct SearchArgs {
     pub namespace: String,
     /// A file holding the query vector: .fvecs, .npy, .jsonl (a point
     /// line) or .json (an array, or an object with "vector").
-    #[arg(long, short, conflicts_with_all = ["text", "vector"])]
+    #[arg(long, conflicts_with_all = ["text", "vector"])]
     pub query: Option<PathBuf>,
     /// Which row (fvecs/npy, from 0) or record (jsonl, from 0) of --query.
-    #[arg(long, default_value_t = 0, requires = "query")]
+    #[arg(long, default_value_t = 0)]
     pub row: u64,
     /// The query vector itself, as a JSON array.
     #[arg(long, conflicts_with = "text")]

@@ -9,9 +9,10 @@
 //! integers beyond i64) has no payload type and is refused with the
 //! field's name.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kyro_proto::v1 as pb;
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value as Json};
 
 /// A payload as the API carries it.
@@ -43,61 +44,82 @@ pub fn value_to_json(value: &pb::Value) -> Json {
     }
 }
 
-/// The API form of a JSON payload; an error names the field (`payload.tags:
-/// …`).
-pub fn from_json(object: &Map<String, Json>) -> Result<Payload, String> {
+/// The API form of a payload written as a JSON object (`{"tool":
+/// "cargo", …}`; `null` is an empty payload); an error names the field
+/// (`payload.tags: …`).
+///
+/// Numbers are read from their text with the standard library's correctly
+/// rounded parser, so a float written by [`to_json`] reads back bit for bit
+/// (serde_json's default number parsing may be one unit off in the last
+/// place).
+pub fn from_json_text(text: &str) -> Result<Payload, String> {
+    let object: Option<BTreeMap<String, Box<RawValue>>> = serde_json::from_str(text)
+        .map_err(|e| format!("payload: expected a JSON object: {e}"))?;
     object
-        .iter()
-        .map(|(key, value)| Ok((key.clone(), value_from_json(key, value)?)))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, raw)| {
+            let value = value_from_raw(&key, raw.get())?;
+            Ok((key, value))
+        })
         .collect()
 }
 
-fn value_from_json(key: &str, value: &Json) -> Result<pb::Value, String> {
+fn value_from_raw(key: &str, raw: &str) -> Result<pb::Value, String> {
     use pb::value::Kind;
-    let kind = match value {
-        Json::String(s) => Kind::StringValue(s.clone()),
-        Json::Bool(b) => Kind::BoolValue(*b),
-        Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Kind::IntegerValue(i)
-            } else if n.is_u64() {
-                return Err(format!(
-                    "payload.{key}: integer {n} does not fit a 64-bit signed integer"
-                ));
-            } else {
-                match n.as_f64() {
-                    Some(f) if f.is_finite() => Kind::FloatValue(f),
-                    _ => return Err(format!("payload.{key}: number {n} is not a finite float")),
-                }
-            }
-        }
-        Json::Array(items) => {
-            let mut values = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                match item {
-                    Json::String(s) => values.push(s.clone()),
-                    other => {
-                        return Err(format!(
-                            "payload.{key}[{i}]: lists hold strings only, got {}",
-                            json_type(other)
-                        ))
+    let raw = raw.trim();
+    let kind = match raw.as_bytes().first() {
+        Some(b'-' | b'0'..=b'9') => number(key, raw)?,
+        _ => {
+            let json: Json = serde_json::from_str(raw).map_err(|e| format!("payload.{key}: {e}"))?;
+            match json {
+                Json::String(s) => Kind::StringValue(s),
+                Json::Bool(b) => Kind::BoolValue(b),
+                Json::Array(items) => {
+                    let mut values = Vec::with_capacity(items.len());
+                    for (i, item) in items.into_iter().enumerate() {
+                        match item {
+                            Json::String(s) => values.push(s),
+                            other => {
+                                return Err(format!(
+                                    "payload.{key}[{i}]: lists hold strings only, got {}",
+                                    json_type(&other)
+                                ))
+                            }
+                        }
                     }
+                    Kind::StringListValue(pb::StringList { values })
                 }
+                Json::Null => {
+                    return Err(format!(
+                        "payload.{key}: null is not a payload value (leave the field out)"
+                    ))
+                }
+                Json::Object(_) => {
+                    return Err(format!(
+                        "payload.{key}: nested objects are not payload values (string, integer, float, bool or list of strings)"
+                    ))
+                }
+                Json::Number(_) => number(key, raw)?,
             }
-            Kind::StringListValue(pb::StringList { values })
-        }
-        Json::Null => {
-            return Err(format!(
-                "payload.{key}: null is not a payload value (leave the field out)"
-            ))
-        }
-        Json::Object(_) => {
-            return Err(format!(
-                "payload.{key}: nested objects are not payload values (string, integer, float, bool or list of strings)"
-            ))
         }
     };
     Ok(pb::Value { kind: Some(kind) })
+}
+
+/// A JSON number: an integer without a fraction or exponent, else a float.
+fn number(key: &str, raw: &str) -> Result<pb::value::Kind, String> {
+    use pb::value::Kind;
+    if raw.contains(['.', 'e', 'E']) {
+        match raw.parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(Kind::FloatValue(f)),
+            _ => Err(format!("payload.{key}: number {raw} is not a finite float")),
+        }
+    } else {
+        raw.parse::<i64>().map(Kind::IntegerValue).map_err(|_| {
+            format!("payload.{key}: integer {raw} does not fit a 64-bit signed integer")
+        })
+    }
 }
 
 /// The JSON type of a value, for messages.
@@ -123,7 +145,7 @@ mod tests {
             "tool": "cargo", "exit": -101, "ratio": 0.25, "whole": 2.0,
             "ok": false, "tags": ["a", "b"], "none": []
         });
-        let payload = from_json(object.as_object().unwrap()).unwrap();
+        let payload = from_json_text(&object.to_string()).unwrap();
         assert_eq!(
             payload["whole"].kind,
             Some(pb::value::Kind::FloatValue(2.0)),
@@ -134,8 +156,26 @@ mod tests {
         assert_eq!(back, object);
         // And through text: 2.0 is printed as 2.0, so it parses as a float again.
         let text = serde_json::to_string(&back).unwrap();
-        let reparsed: Json = serde_json::from_str(&text).unwrap();
-        assert_eq!(from_json(reparsed.as_object().unwrap()).unwrap(), payload);
+        assert_eq!(from_json_text(&text).unwrap(), payload);
+        assert!(from_json_text("null").unwrap().is_empty());
+    }
+
+    #[test]
+    fn floats_read_back_bit_for_bit() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..100_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let x = f64::from_bits(state);
+            if !x.is_finite() {
+                continue;
+            }
+            let mut payload = Payload::new();
+            payload.insert("x".into(), pb::Value { kind: Some(pb::value::Kind::FloatValue(x)) });
+            let text = Json::Object(to_json(&payload)).to_string();
+            assert_eq!(from_json_text(&text).unwrap(), payload, "{text}");
+        }
     }
 
     #[test]
@@ -145,8 +185,9 @@ mod tests {
             (json!({"x": {"y": 1}}), "payload.x: nested objects"),
             (json!({"x": ["a", 1]}), "payload.x[1]: lists hold strings only"),
             (json!({"x": 18446744073709551615u64}), "payload.x: integer"),
+            (json!([1, 2]), "payload: expected a JSON object"),
         ] {
-            let error = from_json(value.as_object().unwrap()).unwrap_err();
+            let error = from_json_text(&value.to_string()).unwrap_err();
             assert!(error.starts_with(expected), "{error}");
         }
     }

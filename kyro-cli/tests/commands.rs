@@ -54,24 +54,24 @@ async fn search_finds_the_point_whose_vector_is_in_the_query_file() {
     let mut client = server.client(&WRITER).await;
     insert(&mut client, "episodes", (0..200).map(point).collect()).await;
 
-    // Row 2 of an npy file holds point 42's vector.
+    // Row 2 of an npy file holds point 44's vector.
     let npy = root.path().join("q.npy");
     let mut writer = create_writer(Format::Npy, &npy, DIM, None).unwrap();
-    for id in [5, 9, 42] {
+    for id in [5, 9, 44] {
         writer.write(id, &point(id).vector, &Payload::new()).unwrap();
     }
     writer.finish().unwrap();
     let found = kyro(
         &server,
         &READER,
-        &["search", "episodes", "-q", npy.to_str().unwrap(), "--row", "2", "-k", "3", "--json"],
+        &["search", "episodes", "--query", npy.to_str().unwrap(), "--row", "2", "-k", "3", "--json"],
     )
     .json();
     let hits = found["hits"].as_array().unwrap();
     assert_eq!(hits.len(), 3);
-    assert_eq!(hits[0]["doc_id"], 42);
+    assert_eq!(hits[0]["doc_id"], 44);
     assert_eq!(hits[0]["distance"], 0.0);
-    assert_eq!(hits[0]["payload"]["exit_code"], 42 - 1000);
+    assert_eq!(hits[0]["payload"]["exit_code"], 44 - 1000);
 
     // A .json file, a filter, and the table for people.
     let json_file = root.path().join("q.json");
@@ -84,7 +84,7 @@ async fn search_finds_the_point_whose_vector_is_in_the_query_file() {
     let table = kyro(
         &server,
         &READER,
-        &["search", "episodes", "-q", json_file.to_str().unwrap(), "-k", "2", "--filter", filter],
+        &["search", "episodes", "--query", json_file.to_str().unwrap(), "-k", "2", "--filter", filter],
     );
     table.ok();
     let lines: Vec<&str> = table.stdout.lines().collect();

@@ -63,7 +63,7 @@ async fn a_refused_batch_stops_the_import_and_resume_completes_it_without_duplic
     let failed = kyro(&server, &WRITER, &args);
     assert_eq!(failed.code, 6, "a refusal by the server: {}", failed.stderr);
     assert!(
-        failed.stderr.contains("line 2345 (doc id 2344): payload"),
+        failed.stderr.contains("line 2345 (doc id 2344): ") && failed.stderr.contains("bad key"),
         "the error names the line and the server's reason: {}",
         failed.stderr
     );

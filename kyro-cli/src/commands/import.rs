@@ -79,7 +79,7 @@ pub async fn run(connection: &Connection, output: Output, args: ImportArgs) -> R
         loop {
             let (points, places) = batch.read(&mut *reader, state.acknowledged)?;
             if points.is_empty() {
-                return Ok(());
+                return Ok::<(), CliError>(());
             }
             let count = points.len() as u64;
             send(&mut client, &args, points, &places).await?;

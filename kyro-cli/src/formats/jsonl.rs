@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value as Json};
 
 use super::{Place, Record, RecordReader, RecordWriter};
@@ -25,7 +26,7 @@ struct PointLine {
     id: Option<u64>,
     vector: Vec<f32>,
     #[serde(default)]
-    payload: Option<Map<String, Json>>,
+    payload: Option<Box<RawValue>>,
 }
 
 /// One line of a `--meta` file.
@@ -34,7 +35,7 @@ struct PointLine {
 struct MetaLine {
     id: u64,
     #[serde(default)]
-    payload: Option<Map<String, Json>>,
+    payload: Option<Box<RawValue>>,
 }
 
 /// A line as written.
@@ -96,13 +97,12 @@ impl Lines {
 fn parse_payload(
     path: &Path,
     place: Place,
-    payload: Option<Map<String, Json>>,
+    payload: Option<Box<RawValue>>,
 ) -> Result<Payload, CliError> {
     match payload {
         None => Ok(Payload::new()),
-        Some(object) => {
-            payload::from_json(&object).map_err(|message| CliError::input_at(path, place, message))
-        }
+        Some(raw) => payload::from_json_text(raw.get())
+            .map_err(|message| CliError::input_at(path, place, message)),
     }
 }
 
@@ -126,7 +126,8 @@ impl RecordReader for JsonlReader {
             return Ok(None);
         };
         let place = Place::Line(line);
-        let parsed: PointLine = serde_json::from_str(text).map_err(|e| {
+        let parsed = serde_json::from_str::<PointLine>(text);
+        let parsed = parsed.map_err(|e| {
             CliError::input_at(&self.lines.path, place, describe_json_error(&e))
         })?;
         let payload = parse_payload(&self.lines.path, place, parsed.payload)?;
@@ -211,7 +212,8 @@ impl RecordWriter for JsonlWriter {
     }
 
     fn finish(self: Box<Self>) -> Result<(), CliError> {
-        finish_file(&self.path, self.output)
+        let this = *self;
+        finish_file(&this.path, this.output)
     }
 }
 
@@ -239,7 +241,8 @@ impl MetaReader {
             return Ok(None);
         };
         let place = Place::Line(line);
-        let parsed: MetaLine = serde_json::from_str(text).map_err(|e| {
+        let parsed = serde_json::from_str::<MetaLine>(text);
+        let parsed = parsed.map_err(|e| {
             CliError::input_at(&self.lines.path, place, describe_json_error(&e))
         })?;
         let payload = parse_payload(&self.lines.path, place, parsed.payload)?;

@@ -17,7 +17,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use super::{Place, Record, RecordReader, RecordWriter};
 use crate::error::CliError;
@@ -110,9 +110,7 @@ impl ParquetReader {
                     DataType::LargeUtf8 => column.as_string::<i64>().value(i),
                     other => return Err(fail(format!("payload column of type {other}"))),
                 };
-                let object: Map<String, Json> = serde_json::from_str(text)
-                    .map_err(|e| fail(format!("payload is not a JSON object: {e}")))?;
-                payload::from_json(&object).map_err(fail)?
+                payload::from_json_text(text).map_err(fail)?
             }
         };
         Ok(Record {
@@ -239,14 +237,12 @@ impl ParquetWriter {
         let values = Arc::new(Float32Array::from(std::mem::take(&mut self.values)));
         let vectors = FixedSizeListArray::try_new(item, self.dim as i32, values, None)
             .map_err(|e| CliError::io(&self.path, std::io::Error::other(e)))?;
-        let batch = RecordBatch::try_new(
-            self.schema.clone(),
-            vec![
-                Arc::new(UInt64Array::from(std::mem::take(&mut self.ids))),
-                Arc::new(vectors),
-                Arc::new(StringArray::from(std::mem::take(&mut self.payloads))),
-            ],
-        )
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from(std::mem::take(&mut self.ids))),
+            Arc::new(vectors),
+            Arc::new(StringArray::from(std::mem::take(&mut self.payloads))),
+        ];
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)
         .map_err(|e| CliError::io(&self.path, std::io::Error::other(e)))?;
         self.writer
             .write(&batch)
