@@ -96,7 +96,11 @@ impl Checkpoint {
             return mismatch("namespace", self.namespace.clone(), other.namespace.clone());
         }
         if self.format != other.format {
-            return mismatch("format", self.format.name().into(), other.format.name().into());
+            return mismatch(
+                "format",
+                self.format.name().into(),
+                other.format.name().into(),
+            );
         }
         Ok(())
     }

@@ -12,7 +12,12 @@ use crate::formats::Format;
 #[command(name = "kyro", version)]
 pub struct Cli {
     /// The kyro-server instance to talk to (one port per instance).
-    #[arg(long, global = true, env = "KYRO_URL", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "KYRO_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub url: String,
     /// The kyro-server API key.
     #[arg(long, global = true, env = "KYRO_API_KEY", hide_env_values = true)]
@@ -21,7 +26,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "KYRO_TENANT")]
     pub tenant: Option<String>,
     /// The REST gateway (`kyro search --text`, `kyro keys`).
-    #[arg(long, global = true, env = "KYRO_GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "KYRO_GATEWAY_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub gateway_url: String,
     /// The gateway API key (`em_live_…`); defaults to --key.
     #[arg(long, global = true, env = "KYRO_GATEWAY_KEY", hide_env_values = true)]

@@ -34,10 +34,14 @@ pub struct Credentials {
 impl Interceptor for Credentials {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if let Some(value) = &self.authorization {
-            request.metadata_mut().insert("authorization", value.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         if let Some(value) = &self.tenant {
-            request.metadata_mut().insert("x-kyro-tenant", value.clone());
+            request
+                .metadata_mut()
+                .insert("x-kyro-tenant", value.clone());
         }
         Ok(request)
     }
@@ -54,8 +58,9 @@ impl Connection {
                 .key
                 .as_deref()
                 .map(|key| {
-                    AsciiMetadataValue::try_from(format!("Bearer {key}"))
-                        .map_err(|_| CliError::usage("--key: not a valid header value (printable ASCII only)"))
+                    AsciiMetadataValue::try_from(format!("Bearer {key}")).map_err(|_| {
+                        CliError::usage("--key: not a valid header value (printable ASCII only)")
+                    })
                 })
                 .transpose()?,
             tenant: self

@@ -70,7 +70,11 @@ impl CliError {
     }
 
     /// An input error at a place in a file: `data.jsonl: line 7: …`.
-    pub fn input_at(path: &Path, place: impl std::fmt::Display, message: impl std::fmt::Display) -> Self {
+    pub fn input_at(
+        path: &Path,
+        place: impl std::fmt::Display,
+        message: impl std::fmt::Display,
+    ) -> Self {
         CliError::Input(format!("{}: {place}: {message}", path.display()))
     }
 

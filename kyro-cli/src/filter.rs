@@ -22,7 +22,10 @@ fn object<'a>(json: &'a Json, at: &str) -> Result<&'a Map<String, Json>, String>
 fn string(json: &Map<String, Json>, field: &str, at: &str) -> Result<String, String> {
     match json.get(field) {
         Some(Json::String(s)) => Ok(s.clone()),
-        Some(other) => Err(format!("{at}.{field}: expected a string, got {}", json_type(other))),
+        Some(other) => Err(format!(
+            "{at}.{field}: expected a string, got {}",
+            json_type(other)
+        )),
         None => Err(format!("{at}: missing {field:?}")),
     }
 }
@@ -63,7 +66,8 @@ fn filter(json: &Json, at: &str) -> Result<pb::Filter, String> {
             Kind::Eq(pb::FieldEquals {
                 key: string(eq, "key", &here)?,
                 value: Some(scalar(
-                    eq.get("value").ok_or_else(|| format!("{here}: missing \"value\""))?,
+                    eq.get("value")
+                        .ok_or_else(|| format!("{here}: missing \"value\""))?,
                     &format!("{here}.value"),
                 )?),
             })
@@ -104,8 +108,8 @@ fn filter(json: &Json, at: &str) -> Result<pb::Filter, String> {
         }),
         other => {
             return Err(format!(
-                "{at}: unknown condition {other:?} (all_of, any_of, negate, eq, is_in, range, exists)"
-            ))
+            "{at}: unknown condition {other:?} (all_of, any_of, negate, eq, is_in, range, exists)"
+        ))
         }
     };
     Ok(pb::Filter { kind: Some(kind) })
@@ -172,8 +176,14 @@ mod tests {
     fn mistakes_are_named_by_path() {
         for (text, expected) in [
             (r#"{"eq": {"key": "t"}}"#, "filter.eq: missing \"value\""),
-            (r#"{"all_of": {"conditions": [{"exist": {"key": "x"}}]}}"#, "filter.all_of.conditions[0]: unknown condition \"exist\""),
-            (r#"{"range": {"key": "x", "gt": {"integer_value": true}}}"#, "filter.range.gt.integer_value: got a bool"),
+            (
+                r#"{"all_of": {"conditions": [{"exist": {"key": "x"}}]}}"#,
+                "filter.all_of.conditions[0]: unknown condition \"exist\"",
+            ),
+            (
+                r#"{"range": {"key": "x", "gt": {"integer_value": true}}}"#,
+                "filter.range.gt.integer_value: got a bool",
+            ),
             (r#"{"eq": {}, "exists": {}}"#, "filter: exactly one"),
         ] {
             let error = parse(text).unwrap_err();

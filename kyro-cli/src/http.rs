@@ -23,7 +23,12 @@ pub struct Gateway {
 impl Gateway {
     /// Sends `method path` with an optional JSON body; the JSON answer of a
     /// 2xx response (`Null` for an empty one), else the gateway's error.
-    pub fn call(&self, method: &'static str, path: &str, body: Option<&Json>) -> Result<Json, CliError> {
+    pub fn call(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&Json>,
+    ) -> Result<Json, CliError> {
         let (host_port, prefix) = split_url(&self.url)?;
         let unreachable = |reason: String| CliError::Connect {
             what: "the gateway",
@@ -125,7 +130,8 @@ fn parse_response(bytes: &[u8]) -> Result<(u16, Vec<u8>), String> {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .ok_or("the connection closed before a complete HTTP response")?;
-    let head = std::str::from_utf8(&bytes[..end]).map_err(|_| "a response head that is not text")?;
+    let head =
+        std::str::from_utf8(&bytes[..end]).map_err(|_| "a response head that is not text")?;
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
@@ -172,7 +178,10 @@ mod tests {
         assert_eq!(parse_response(plain).unwrap(), (201, b"{}".to_vec()));
         let chunked =
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\": 1\r\n1\r\n}\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked).unwrap(), (200, b"{\"a\": 1}".to_vec()));
+        assert_eq!(
+            parse_response(chunked).unwrap(),
+            (200, b"{\"a\": 1}".to_vec())
+        );
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
     }
 

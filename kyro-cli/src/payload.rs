@@ -53,8 +53,8 @@ pub fn value_to_json(value: &pb::Value) -> Json {
 /// (serde_json's default number parsing may be one unit off in the last
 /// place).
 pub fn from_json_text(text: &str) -> Result<Payload, String> {
-    let object: Option<BTreeMap<String, Box<RawValue>>> = serde_json::from_str(text)
-        .map_err(|e| format!("payload: expected a JSON object: {e}"))?;
+    let object: Option<BTreeMap<String, Box<RawValue>>> =
+        serde_json::from_str(text).map_err(|e| format!("payload: expected a JSON object: {e}"))?;
     object
         .unwrap_or_default()
         .into_iter()
@@ -71,7 +71,8 @@ fn value_from_raw(key: &str, raw: &str) -> Result<pb::Value, String> {
     let kind = match raw.as_bytes().first() {
         Some(b'-' | b'0'..=b'9') => number(key, raw)?,
         _ => {
-            let json: Json = serde_json::from_str(raw).map_err(|e| format!("payload.{key}: {e}"))?;
+            let json: Json =
+                serde_json::from_str(raw).map_err(|e| format!("payload.{key}: {e}"))?;
             match json {
                 Json::String(s) => Kind::StringValue(s),
                 Json::Bool(b) => Kind::BoolValue(b),
@@ -151,7 +152,10 @@ mod tests {
             Some(pb::value::Kind::FloatValue(2.0)),
             "2.0 stays a float"
         );
-        assert_eq!(payload["exit"].kind, Some(pb::value::Kind::IntegerValue(-101)));
+        assert_eq!(
+            payload["exit"].kind,
+            Some(pb::value::Kind::IntegerValue(-101))
+        );
         let back = Json::Object(to_json(&payload));
         assert_eq!(back, object);
         // And through text: 2.0 is printed as 2.0, so it parses as a float again.
@@ -172,7 +176,12 @@ mod tests {
                 continue;
             }
             let mut payload = Payload::new();
-            payload.insert("x".into(), pb::Value { kind: Some(pb::value::Kind::FloatValue(x)) });
+            payload.insert(
+                "x".into(),
+                pb::Value {
+                    kind: Some(pb::value::Kind::FloatValue(x)),
+                },
+            );
             let text = Json::Object(to_json(&payload)).to_string();
             assert_eq!(from_json_text(&text).unwrap(), payload, "{text}");
         }
@@ -183,7 +192,10 @@ mod tests {
         for (value, expected) in [
             (json!({"x": null}), "payload.x: null"),
             (json!({"x": {"y": 1}}), "payload.x: nested objects"),
-            (json!({"x": ["a", 1]}), "payload.x[1]: lists hold strings only"),
+            (
+                json!({"x": ["a", 1]}),
+                "payload.x[1]: lists hold strings only",
+            ),
             (json!({"x": 18446744073709551615u64}), "payload.x: integer"),
             (json!([1, 2]), "payload: expected a JSON object"),
         ] {

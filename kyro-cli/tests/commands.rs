@@ -33,8 +33,16 @@ async fn stats_reports_the_instance_and_the_namespaces() {
 
     let text = kyro(&server, &ADMIN, &["stats"]);
     text.ok();
-    assert!(text.stdout.contains(&format!("({DIM}-dim, l2)")), "{}", text.stdout);
-    assert!(text.stdout.contains("query cache"), "admins see caches: {}", text.stdout);
+    assert!(
+        text.stdout.contains(&format!("({DIM}-dim, l2)")),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("query cache"),
+        "admins see caches: {}",
+        text.stdout
+    );
     let row = text
         .stdout
         .lines()
@@ -44,7 +52,11 @@ async fn stats_reports_the_instance_and_the_namespaces() {
 
     let denied = kyro(&server, &READER, &["snapshot", "create"]);
     assert_eq!(denied.code, 5, "{}", denied.stderr);
-    assert!(denied.stderr.contains("PERMISSION_DENIED"), "{}", denied.stderr);
+    assert!(
+        denied.stderr.contains("PERMISSION_DENIED"),
+        "{}",
+        denied.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,13 +70,25 @@ async fn search_finds_the_point_whose_vector_is_in_the_query_file() {
     let npy = root.path().join("q.npy");
     let mut writer = create_writer(Format::Npy, &npy, DIM, None).unwrap();
     for id in [5, 9, 44] {
-        writer.write(id, &point(id).vector, &Payload::new()).unwrap();
+        writer
+            .write(id, &point(id).vector, &Payload::new())
+            .unwrap();
     }
     writer.finish().unwrap();
     let found = kyro(
         &server,
         &READER,
-        &["search", "episodes", "--query", npy.to_str().unwrap(), "--row", "2", "-k", "3", "--json"],
+        &[
+            "search",
+            "episodes",
+            "--query",
+            npy.to_str().unwrap(),
+            "--row",
+            "2",
+            "-k",
+            "3",
+            "--json",
+        ],
     )
     .json();
     let hits = found["hits"].as_array().unwrap();
@@ -84,7 +108,16 @@ async fn search_finds_the_point_whose_vector_is_in_the_query_file() {
     let table = kyro(
         &server,
         &READER,
-        &["search", "episodes", "--query", json_file.to_str().unwrap(), "-k", "2", "--filter", filter],
+        &[
+            "search",
+            "episodes",
+            "--query",
+            json_file.to_str().unwrap(),
+            "-k",
+            "2",
+            "--filter",
+            filter,
+        ],
     );
     table.ok();
     let lines: Vec<&str> = table.stdout.lines().collect();
@@ -97,7 +130,14 @@ async fn search_finds_the_point_whose_vector_is_in_the_query_file() {
 
     // --vector on the command line.
     let vector = serde_json::to_string(&point(7).vector).unwrap();
-    let found = kyro(&server, &READER, &["search", "episodes", "--vector", &vector, "-k", "1", "--json"]).json();
+    let found = kyro(
+        &server,
+        &READER,
+        &[
+            "search", "episodes", "--vector", &vector, "-k", "1", "--json",
+        ],
+    )
+    .json();
     assert_eq!(found["hits"][0]["doc_id"], 7);
 }
 
@@ -110,12 +150,17 @@ async fn bad_input_is_refused_naming_the_file_and_line_before_anything_is_sent()
     // An npy file of the wrong dimension.
     let npy = root.path().join("wide.npy");
     let mut writer = create_writer(Format::Npy, &npy, DIM + 1, None).unwrap();
-    writer.write(0, &vec![1.0; DIM + 1], &Payload::new()).unwrap();
+    writer.write(0, &[1.0; DIM + 1], &Payload::new()).unwrap();
     writer.finish().unwrap();
-    let run = kyro(&server, &WRITER, &["import", "episodes", "-i", npy.to_str().unwrap()]);
+    let run = kyro(
+        &server,
+        &WRITER,
+        &["import", "episodes", "-i", npy.to_str().unwrap()],
+    );
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
-        run.stderr.contains("wide.npy: row 0: the vector has 17 dimensions; the instance at")
+        run.stderr
+            .contains("wide.npy: row 0: the vector has 17 dimensions; the instance at")
             && run.stderr.contains("has 16"),
         "{}",
         run.stderr
@@ -125,18 +170,38 @@ async fn bad_input_is_refused_naming_the_file_and_line_before_anything_is_sent()
     let jsonl = root.path().join("broken.jsonl");
     let mut file = std::fs::File::create(&jsonl).unwrap();
     for id in 0..3 {
-        writeln!(file, "{}", serde_json::json!({"id": id, "vector": point(id).vector})).unwrap();
+        writeln!(
+            file,
+            "{}",
+            serde_json::json!({"id": id, "vector": point(id).vector})
+        )
+        .unwrap();
     }
     writeln!(file, "{{\"id\": 3, \"vector\": [1, 2,").unwrap();
     drop(file);
     let run = kyro(
         &server,
         &WRITER,
-        &["import", "episodes", "-i", jsonl.to_str().unwrap(), "--batch-size", "2"],
+        &[
+            "import",
+            "episodes",
+            "-i",
+            jsonl.to_str().unwrap(),
+            "--batch-size",
+            "2",
+        ],
     );
     assert_eq!(run.code, 3, "{}", run.stderr);
-    assert!(run.stderr.contains("broken.jsonl: line 4: "), "{}", run.stderr);
-    assert!(run.stderr.contains("2 records of"), "the acknowledged batch is reported: {}", run.stderr);
+    assert!(
+        run.stderr.contains("broken.jsonl: line 4: "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("2 records of"),
+        "the acknowledged batch is reported: {}",
+        run.stderr
+    );
     assert_eq!(count(&mut client, "episodes").await, 2);
 
     // A JSON line with a payload value that has no payload type.
@@ -146,9 +211,18 @@ async fn bad_input_is_refused_naming_the_file_and_line_before_anything_is_sent()
         format!("{}\n", serde_json::json!({"id": 1, "vector": point(1).vector, "payload": {"env": {"os": "linux"}}})),
     )
     .unwrap();
-    let run = kyro(&server, &WRITER, &["import", "other", "-i", nested.to_str().unwrap()]);
+    let run = kyro(
+        &server,
+        &WRITER,
+        &["import", "other", "-i", nested.to_str().unwrap()],
+    );
     assert_eq!(run.code, 3, "{}", run.stderr);
-    assert!(run.stderr.contains("nested.jsonl: line 1: payload.env: nested objects"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("nested.jsonl: line 1: payload.env: nested objects"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(count(&mut client, "other").await, 0);
 
     // An unknown extension, and a key the server does not know.
@@ -174,7 +248,8 @@ async fn an_unreachable_server_is_reported_with_its_address() {
     let run = kyro(&server, &READER, &["stats"]);
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(
-        run.stderr.contains(&format!("cannot reach kyro-server at {}", server.url())),
+        run.stderr
+            .contains(&format!("cannot reach kyro-server at {}", server.url())),
         "{}",
         run.stderr
     );
@@ -188,10 +263,20 @@ async fn a_snapshot_is_created_listed_and_restored() {
     insert(&mut client, "episodes", (0..1500).map(point).collect()).await;
     let before = read_all(&mut client, "episodes").await;
 
-    let created = kyro(&server, &ADMIN, &["snapshot", "create", "nightly", "--json"]).json();
+    let created = kyro(
+        &server,
+        &ADMIN,
+        &["snapshot", "create", "nightly", "--json"],
+    )
+    .json();
     assert_eq!(created["name"], "nightly");
     let data_dir = server.data_dir.to_str().unwrap().to_owned();
-    let listed = kyro(&server, &ADMIN, &["snapshot", "list", "--data-dir", &data_dir, "--json"]).json();
+    let listed = kyro(
+        &server,
+        &ADMIN,
+        &["snapshot", "list", "--data-dir", &data_dir, "--json"],
+    )
+    .json();
     let snapshots = listed["snapshots"].as_array().unwrap();
     assert_eq!(snapshots.len(), 1, "{listed}");
     assert_eq!(snapshots[0]["name"], "nightly");
@@ -203,14 +288,31 @@ async fn a_snapshot_is_created_listed_and_restored() {
     insert(&mut client, "later", (0..5).map(point).collect()).await;
     drop(client);
 
-    let restore = ["snapshot", "restore", "nightly", "--data-dir", &data_dir, "--json"];
+    let restore = [
+        "snapshot",
+        "restore",
+        "nightly",
+        "--data-dir",
+        &data_dir,
+        "--json",
+    ];
     let refused = kyro(&server, &ADMIN, &restore);
-    assert_eq!(refused.code, 2, "a running server is not restored under: {}", refused.stderr);
-    assert!(refused.stderr.contains("stop kyro-server"), "{}", refused.stderr);
+    assert_eq!(
+        refused.code, 2,
+        "a running server is not restored under: {}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("stop kyro-server"),
+        "{}",
+        refused.stderr
+    );
 
     server.stop();
     let mut command = kyro_command(&server, &ADMIN);
-    command.args(restore).args(["--config", server.config.to_str().unwrap()]);
+    command
+        .args(restore)
+        .args(["--config", server.config.to_str().unwrap()]);
     command.env("KYRO_SERVER_BIN", server_binary());
     let output = command.output().unwrap();
     assert!(
@@ -219,7 +321,9 @@ async fn a_snapshot_is_created_listed_and_restored() {
         String::from_utf8_lossy(&output.stderr)
     );
     let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let moved = answer["previous_moved_to"].as_str().expect("the old directory moved aside");
+    let moved = answer["previous_moved_to"]
+        .as_str()
+        .expect("the old directory moved aside");
     assert!(std::path::Path::new(moved).is_dir());
 
     server.restart();

@@ -24,12 +24,29 @@ async fn keys_are_created_listed_and_revoked_and_text_search_embeds_through_the_
     let admin = |args: &[&str]| {
         let mut command = kyro_command(&server, &READER);
         command
-            .args(["--gateway-url", &gateway.url(), "--gateway-key", &gateway.admin_key])
+            .args([
+                "--gateway-url",
+                &gateway.url(),
+                "--gateway-key",
+                &gateway.admin_key,
+            ])
             .args(args);
         command.output().unwrap()
     };
-    let created = admin(&["keys", "create", "--customer", &customer, "--scopes", "read", "--json"]);
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let created = admin(&[
+        "keys",
+        "create",
+        "--customer",
+        &customer,
+        "--scopes",
+        "read",
+        "--json",
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
     let api_key = created["api_key"].as_str().unwrap().to_owned();
     let key_id = created["key_id"].as_str().unwrap().to_owned();
@@ -76,17 +93,36 @@ async fn keys_are_created_listed_and_revoked_and_text_search_embeds_through_the_
         let mut command = kyro_command(&server, &READER);
         command
             .args(["--gateway-url", &gateway.url(), "--gateway-key", key])
-            .args(["search", "episodes", "--text", "cargo build cannot find openssl headers", "-k", "3", "--json"]);
+            .args([
+                "search",
+                "episodes",
+                "--text",
+                "cargo build cannot find openssl headers",
+                "-k",
+                "3",
+                "--json",
+            ]);
         command.output().unwrap()
     };
     let found = search(&api_key);
-    assert!(found.status.success(), "{}", String::from_utf8_lossy(&found.stderr));
+    assert!(
+        found.status.success(),
+        "{}",
+        String::from_utf8_lossy(&found.stderr)
+    );
     let found: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
     assert_eq!(found["hits"][0]["doc_id"], 2, "{found}");
-    assert!(found["hits"][0]["score"].as_f64().unwrap() > 0.99, "{found}");
+    assert!(
+        found["hits"][0]["score"].as_f64().unwrap() > 0.99,
+        "{found}"
+    );
 
     let revoked = admin(&["keys", "revoke", &key_id]);
-    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
     let listed = admin(&["keys", "list", "--customer", &customer, "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     let entry = listed["keys"]

@@ -58,7 +58,14 @@ async fn a_refused_batch_stops_the_import_and_resume_completes_it_without_duplic
     let input = root.path().join("points.jsonl");
     let checkpoint = root.path().join("points.jsonl.kyro-import");
     write_points(&input, 3000, Some(2345));
-    let args = ["import", "episodes", "-i", input.to_str().unwrap(), "--batch-size", "500"];
+    let args = [
+        "import",
+        "episodes",
+        "-i",
+        input.to_str().unwrap(),
+        "--batch-size",
+        "500",
+    ];
 
     let failed = kyro(&server, &WRITER, &args);
     assert_eq!(failed.code, 6, "a refusal by the server: {}", failed.stderr);
@@ -67,8 +74,14 @@ async fn a_refused_batch_stops_the_import_and_resume_completes_it_without_duplic
         "the error names the line and the server's reason: {}",
         failed.stderr
     );
-    assert!(failed.stderr.contains("rerun with --resume"), "{}", failed.stderr);
-    let saved = Checkpoint::read(&checkpoint).unwrap().expect("a checkpoint");
+    assert!(
+        failed.stderr.contains("rerun with --resume"),
+        "{}",
+        failed.stderr
+    );
+    let saved = Checkpoint::read(&checkpoint)
+        .unwrap()
+        .expect("a checkpoint");
     assert_eq!((saved.acknowledged, saved.batches), (2000, 4));
     // The refused batch's other points were stored (each point stands alone).
     assert_eq!(count(&mut client, "episodes").await, 2499);
@@ -76,7 +89,11 @@ async fn a_refused_batch_stops_the_import_and_resume_completes_it_without_duplic
     // Without --resume, an unfinished import is not started over silently.
     let refused = kyro(&server, &WRITER, &args);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
-    assert!(refused.stderr.contains("pass --resume"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("pass --resume"),
+        "{}",
+        refused.stderr
+    );
 
     write_points(&input, 3000, None);
     let mut resume = args.to_vec();
@@ -99,8 +116,14 @@ async fn an_import_interrupted_by_a_killed_server_resumes_after_a_restart() {
     write_points(&input, N, None);
     let mut import = kyro_command(&server, &WRITER)
         .args([
-            "import", "episodes", "-i", input.to_str().unwrap(), "--batch-size", "50",
-            "--retries", "0",
+            "import",
+            "episodes",
+            "-i",
+            input.to_str().unwrap(),
+            "--batch-size",
+            "50",
+            "--retries",
+            "0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -126,9 +149,17 @@ async fn an_import_interrupted_by_a_killed_server_resumes_after_a_restart() {
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert_eq!(failed.status.code(), Some(4), "unavailable: {stderr}");
     assert!(stderr.contains("rerun with --resume"), "{stderr}");
-    let saved = Checkpoint::read(&checkpoint).unwrap().expect("a checkpoint");
-    assert!(saved.acknowledged >= 500 && saved.acknowledged < N, "{saved:?}");
-    assert_eq!(saved.acknowledged % 50, 0, "whole batches: {saved:?}");
+    let saved = Checkpoint::read(&checkpoint)
+        .unwrap()
+        .expect("a checkpoint");
+    assert!(
+        saved.acknowledged >= 500 && saved.acknowledged < N,
+        "{saved:?}"
+    );
+    assert!(
+        saved.acknowledged.is_multiple_of(50),
+        "whole batches: {saved:?}"
+    );
 
     server.restart();
     let mut client = server.client(&WRITER).await;
@@ -137,7 +168,16 @@ async fn an_import_interrupted_by_a_killed_server_resumes_after_a_restart() {
     let done = kyro(
         &server,
         &WRITER,
-        &["import", "episodes", "-i", input.to_str().unwrap(), "--batch-size", "1000", "--resume", "--json"],
+        &[
+            "import",
+            "episodes",
+            "-i",
+            input.to_str().unwrap(),
+            "--batch-size",
+            "1000",
+            "--resume",
+            "--json",
+        ],
     )
     .json();
     assert_eq!(done["resumed_after"], saved.acknowledged);
@@ -167,8 +207,18 @@ async fn resuming_another_imports_checkpoint_is_refused() {
     let run = kyro(
         &server,
         &WRITER,
-        &["import", "episodes", "-i", input.to_str().unwrap(), "--resume"],
+        &[
+            "import",
+            "episodes",
+            "-i",
+            input.to_str().unwrap(),
+            "--resume",
+        ],
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("namespace other, not episodes"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("namespace other, not episodes"),
+        "{}",
+        run.stderr
+    );
 }

@@ -26,9 +26,23 @@ async fn export_drop_import_gives_back_the_same_points_in_every_format() {
         let meta = root.path().join(format!("episodes.{format}.meta.jsonl"));
         let file_arg = file.to_str().unwrap();
         let meta_arg = meta.to_str().unwrap();
-        let mut export = vec!["export", "episodes", "-o", file_arg, "--page-size", "700", "--json"];
+        let mut export = vec![
+            "export",
+            "episodes",
+            "-o",
+            file_arg,
+            "--page-size",
+            "700",
+            "--json",
+        ];
         let mut import = vec![
-            "import", "episodes", "-i", file_arg, "--batch-size", "600", "--json",
+            "import",
+            "episodes",
+            "-i",
+            file_arg,
+            "--batch-size",
+            "600",
+            "--json",
         ];
         if format == "npy" || format == "fvecs" {
             export.extend(["--meta", meta_arg]);
@@ -38,7 +52,10 @@ async fn export_drop_import_gives_back_the_same_points_in_every_format() {
         assert_eq!(exported["exported"], POINTS, "{format}");
         assert!(file.exists(), "{format}: no output file");
         assert!(
-            !root.path().join(format!("episodes.{format}.partial")).exists(),
+            !root
+                .path()
+                .join(format!("episodes.{format}.partial"))
+                .exists(),
             "{format}: the partial file was left"
         );
 
@@ -63,9 +80,15 @@ async fn export_drop_import_gives_back_the_same_points_in_every_format() {
         assert_eq!(count(&mut client, "episodes").await, 0);
         let imported = kyro(&server, &WRITER, &import).json();
         assert_eq!(imported["imported"], POINTS, "{format}");
-        assert_eq!(imported["batches"], 5, "{format}: 2,500 points in batches of 600");
+        assert_eq!(
+            imported["batches"], 5,
+            "{format}: 2,500 points in batches of 600"
+        );
         assert!(
-            !root.path().join(format!("episodes.{format}.kyro-import")).exists(),
+            !root
+                .path()
+                .join(format!("episodes.{format}.kyro-import"))
+                .exists(),
             "{format}: a completed import removes its checkpoint"
         );
         let back = read_all(&mut client, "episodes").await;
@@ -78,9 +101,18 @@ async fn vectors_only_files_without_meta_get_row_numbers_as_ids() {
     let root = tempfile::tempdir().unwrap();
     let server = Server::start(root.path());
     let mut client = server.client(&WRITER).await;
-    insert(&mut client, "source", (0..50).map(|i| point(i + 100)).collect()).await;
+    insert(
+        &mut client,
+        "source",
+        (0..50).map(|i| point(i + 100)).collect(),
+    )
+    .await;
     let file = root.path().join("v.npy");
-    let export = kyro(&server, &WRITER, &["export", "source", "-o", file.to_str().unwrap()]);
+    let export = kyro(
+        &server,
+        &WRITER,
+        &["export", "source", "-o", file.to_str().unwrap()],
+    );
     export.ok();
     assert!(
         export.stderr.contains("npy files hold vectors only"),
@@ -90,12 +122,22 @@ async fn vectors_only_files_without_meta_get_row_numbers_as_ids() {
     kyro(
         &server,
         &WRITER,
-        &["import", "copy", "-i", file.to_str().unwrap(), "--id-start", "1000"],
+        &[
+            "import",
+            "copy",
+            "-i",
+            file.to_str().unwrap(),
+            "--id-start",
+            "1000",
+        ],
     )
     .ok();
     let source = read_all(&mut client, "source").await;
     let copy = read_all(&mut client, "copy").await;
-    assert_eq!(copy.keys().copied().collect::<Vec<_>>(), (1000..1050).collect::<Vec<_>>());
+    assert_eq!(
+        copy.keys().copied().collect::<Vec<_>>(),
+        (1000..1050).collect::<Vec<_>>()
+    );
     for (row, original) in source.values().enumerate() {
         let copied = &copy[&(1000 + row as u64)];
         assert_eq!(copied.vector, original.vector, "row {row}");
@@ -114,9 +156,19 @@ async fn export_with_a_filter_writes_only_matching_points() {
     let run = kyro(
         &server,
         &WRITER,
-        &["export", "episodes", "-o", file.to_str().unwrap(), "--filter", filter, "--json"],
+        &[
+            "export",
+            "episodes",
+            "-o",
+            file.to_str().unwrap(),
+            "--filter",
+            filter,
+            "--json",
+        ],
     );
-    let expected = (0..300u64).filter(|i| i % 7 != 0 && i % 3 == 0).count();
+    let expected = (0..300u64)
+        .filter(|i| !i.is_multiple_of(7) && i.is_multiple_of(3))
+        .count();
     assert_eq!(run.json()["exported"], expected as u64);
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.lines().count(), expected);

@@ -13,7 +13,11 @@ use crate::filter;
 use crate::formats::{create_writer, with_suffix, Format};
 use crate::output::Output;
 
-pub async fn run(connection: &Connection, output: Output, args: ExportArgs) -> Result<(), CliError> {
+pub async fn run(
+    connection: &Connection,
+    output: Output,
+    args: ExportArgs,
+) -> Result<(), CliError> {
     let format = Format::resolve(args.format, &args.output)?;
     if format.vectors_only() && args.meta.is_none() {
         output.warn(&format!(

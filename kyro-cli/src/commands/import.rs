@@ -18,7 +18,11 @@ use crate::output::Output;
 /// Refused points listed in an error message; the rest are counted.
 const LISTED_REFUSALS: usize = 5;
 
-pub async fn run(connection: &Connection, output: Output, args: ImportArgs) -> Result<(), CliError> {
+pub async fn run(
+    connection: &Connection,
+    output: Output,
+    args: ImportArgs,
+) -> Result<(), CliError> {
     let format = Format::resolve(args.format, &args.input)?;
     let input = std::path::absolute(&args.input).map_err(|e| CliError::io(&args.input, e))?;
     let checkpoint_path = args
@@ -136,6 +140,9 @@ pub async fn run(connection: &Connection, output: Output, args: ImportArgs) -> R
     Ok(())
 }
 
+/// Where a point of a batch came from: its place in the file and its id.
+type Origin = (Place, u64);
+
 /// Reads and checks one batch.
 struct Batcher<'a> {
     args: &'a ImportArgs,
@@ -150,7 +157,7 @@ impl Batcher<'_> {
         &self,
         reader: &mut dyn crate::formats::RecordReader,
         mut position: u64,
-    ) -> Result<(Vec<pb::Point>, Vec<(Place, u64)>), CliError> {
+    ) -> Result<(Vec<pb::Point>, Vec<Origin>), CliError> {
         let mut points = Vec::with_capacity(self.args.batch_size as usize);
         let mut places = Vec::with_capacity(self.args.batch_size as usize);
         while points.len() < self.args.batch_size as usize {
@@ -161,7 +168,11 @@ impl Batcher<'_> {
             let doc_id = match record.id {
                 Some(id) => id,
                 None => self.args.id_start.checked_add(position).ok_or_else(|| {
-                    CliError::input_at(&self.args.input, record.place, "--id-start plus the position overflows u64")
+                    CliError::input_at(
+                        &self.args.input,
+                        record.place,
+                        "--id-start plus the position overflows u64",
+                    )
                 })?,
             };
             position += 1;
@@ -189,11 +200,17 @@ impl Batcher<'_> {
             }
             if metric == "cosine" && record.vector.iter().all(|&x| x == 0.0) {
                 return Err(fail(
-                    "the vector is all zeros, which has no direction under the cosine metric".into(),
+                    "the vector is all zeros, which has no direction under the cosine metric"
+                        .into(),
                 ));
             }
         }
-        if let Some((i, x)) = record.vector.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        if let Some((i, x)) = record
+            .vector
+            .iter()
+            .enumerate()
+            .find(|(_, x)| !x.is_finite())
+        {
             return Err(fail(format!("vector component {i} is not finite ({x})")));
         }
         Ok(())
@@ -206,7 +223,7 @@ async fn send(
     client: &mut Client,
     args: &ImportArgs,
     points: Vec<pb::Point>,
-    places: &[(Place, u64)],
+    places: &[Origin],
 ) -> Result<(), CliError> {
     let mut attempt = 0;
     let response = loop {
@@ -234,7 +251,7 @@ async fn send(
     Err(refusal(&args.input, &response, places))
 }
 
-fn refusal(input: &Path, response: &pb::BulkInsertResponse, places: &[(Place, u64)]) -> CliError {
+fn refusal(input: &Path, response: &pb::BulkInsertResponse, places: &[Origin]) -> CliError {
     let mut message = format!(
         "{}: the server refused {} of the {} points of the batch from {} to {}:",
         input.display(),
@@ -247,7 +264,10 @@ fn refusal(input: &Path, response: &pb::BulkInsertResponse, places: &[(Place, u6
         let place = places
             .get(error.index as usize)
             .map_or_else(|| format!("point {}", error.index), |p| p.0.to_string());
-        message.push_str(&format!("\n  {place} (doc id {}): {}", error.doc_id, error.message));
+        message.push_str(&format!(
+            "\n  {place} (doc id {}): {}",
+            error.doc_id, error.message
+        ));
     }
     if response.failed as usize > LISTED_REFUSALS {
         message.push_str(&format!(

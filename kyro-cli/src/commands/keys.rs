@@ -16,9 +16,12 @@ pub fn run(gateway: &Gateway, output: Output, action: KeysAction) -> Result<(), 
     }
     match action {
         KeysAction::List { customer } => {
-            let answer = gateway.call("GET", &format!("/api/v1/customers/{customer}/keys"), None)?;
+            let answer =
+                gateway.call("GET", &format!("/api/v1/customers/{customer}/keys"), None)?;
             output.print(&answer, || {
-                let mut table = Table::new(&["KEY_ID", "SCOPES", "PROJECT", "CREATED", "EXPIRES", "REVOKED"]);
+                let mut table = Table::new(&[
+                    "KEY_ID", "SCOPES", "PROJECT", "CREATED", "EXPIRES", "REVOKED",
+                ]);
                 for key in answer["keys"].as_array().into_iter().flatten() {
                     table.row(vec![
                         text(&key["key_id"]),

@@ -94,8 +94,9 @@ fn query_vector(gateway: &Gateway, args: &SearchArgs) -> Result<Vec<f32>, CliErr
         return vector_from_file(path, args.row);
     }
     if let Some(text) = &args.vector {
-        return serde_json::from_str::<Vec<f32>>(text)
-            .map_err(|e| CliError::usage(format!("--vector: expected a JSON array of numbers: {e}")));
+        return serde_json::from_str::<Vec<f32>>(text).map_err(|e| {
+            CliError::usage(format!("--vector: expected a JSON array of numbers: {e}"))
+        });
     }
     if let Some(text) = &args.text {
         return embed(gateway, text);
@@ -128,9 +129,9 @@ fn vector_from_file(path: &Path, row: u64) -> Result<Vec<f32>, CliError> {
     }
     let format = Format::resolve(None, path)?;
     let mut reader = open_reader(format, path, None)?;
-    reader.skip(row).map_err(|_| {
-        CliError::input(path, format!("has no row {row}"))
-    })?;
+    reader
+        .skip(row)
+        .map_err(|_| CliError::input(path, format!("has no row {row}")))?;
     match reader.next_record()? {
         Some(record) => Ok(record.vector),
         None => Err(CliError::input(path, format!("has no row {row}"))),

@@ -22,7 +22,11 @@ use crate::output::{human_bytes, utc_timestamp, Output, Table};
 /// The file that marks a directory as a snapshot (written by the engine).
 const MARKER: &str = "KYRO_SNAPSHOT";
 
-pub async fn run(connection: &Connection, output: Output, action: SnapshotAction) -> Result<(), CliError> {
+pub async fn run(
+    connection: &Connection,
+    output: Output,
+    action: SnapshotAction,
+) -> Result<(), CliError> {
     match action {
         SnapshotAction::Create { name } => {
             let mut client = connection.connect().await?;
@@ -66,9 +70,9 @@ pub async fn run(connection: &Connection, output: Output, action: SnapshotAction
                 .arg(&dir.data_dir)
                 .args(["restore", "--instance", &dir.instance, "--from"])
                 .arg(&snapshot);
-            let result = command.output().map_err(|e| {
-                CliError::External(format!("cannot run {}: {e}", binary.display()))
-            })?;
+            let result = command
+                .output()
+                .map_err(|e| CliError::External(format!("cannot run {}: {e}", binary.display())))?;
             if !result.status.success() {
                 let mut message = format!(
                     "{} restore failed ({}): {}",
@@ -160,25 +164,22 @@ fn list(output: Output, dir: &SnapshotDirArgs) -> Result<(), CliError> {
         Err(e) => return Err(CliError::io(&root, e)),
     }
     snapshots.sort_by(|a, b| a["created_at"].as_str().cmp(&b["created_at"].as_str()));
-    output.print(
-        &json!({"directory": root, "snapshots": snapshots}),
-        || {
-            if snapshots.is_empty() {
-                return format!("no snapshots in {}", root.display());
-            }
-            let mut table = Table::new(&["NAME", "CREATED", "DIM", "METRIC", "SIZE"]);
-            for s in &snapshots {
-                table.row(vec![
-                    s["name"].as_str().unwrap_or("").to_owned(),
-                    s["created_at"].as_str().unwrap_or("").to_owned(),
-                    s["dim"].to_string(),
-                    s["metric"].as_str().unwrap_or("").to_owned(),
-                    human_bytes(s["bytes"].as_u64().unwrap_or(0)),
-                ]);
-            }
-            table.render()
-        },
-    );
+    output.print(&json!({"directory": root, "snapshots": snapshots}), || {
+        if snapshots.is_empty() {
+            return format!("no snapshots in {}", root.display());
+        }
+        let mut table = Table::new(&["NAME", "CREATED", "DIM", "METRIC", "SIZE"]);
+        for s in &snapshots {
+            table.row(vec![
+                s["name"].as_str().unwrap_or("").to_owned(),
+                s["created_at"].as_str().unwrap_or("").to_owned(),
+                s["dim"].to_string(),
+                s["metric"].as_str().unwrap_or("").to_owned(),
+                human_bytes(s["bytes"].as_u64().unwrap_or(0)),
+            ]);
+        }
+        table.render()
+    });
     Ok(())
 }
 

@@ -85,12 +85,18 @@ fn human(stats: &pb::StatsResponse, namespaces: &[pb::NamespaceInfo]) -> String 
     // The instance-wide figures are filled for admin keys only.
     if stats.query_cache.is_some() || stats.fsyncs > 0 {
         text.push_str(&format!("hot tier    {}\n", human_bytes(stats.hot_bytes)));
-        for (name, cache) in [("query cache", &stats.query_cache), ("point cache", &stats.point_cache)] {
+        for (name, cache) in [
+            ("query cache", &stats.query_cache),
+            ("point cache", &stats.point_cache),
+        ] {
             if let Some(cache) = cache {
-                let ratio = hit_ratio(cache).map_or("-".to_owned(), |r| format!("{:.1} %", r * 100.0));
+                let ratio =
+                    hit_ratio(cache).map_or("-".to_owned(), |r| format!("{:.1} %", r * 100.0));
                 text.push_str(&format!(
-                    "{name} {ratio} hits ({} hits, {} misses, {} evictions)\n",
-                    cache.hits, cache.misses, cache.evictions
+                    "{name} hits {ratio} ({} of {} lookups, {} evictions)\n",
+                    cache.hits,
+                    cache.hits + cache.misses,
+                    cache.evictions
                 ));
             }
         }

@@ -38,7 +38,7 @@ impl FvecsReader {
             let dim = i32::from_le_bytes(head);
             if dim > 0 {
                 let record = 4 + 4 * dim as u64;
-                if len % record == 0 {
+                if len.is_multiple_of(record) {
                     total = Some(len / record);
                 }
             }
@@ -90,7 +90,8 @@ impl RecordReader for FvecsReader {
             ));
         }
         let mut bytes = vec![0u8; dim as usize * 4];
-        let got = read_full(&mut self.input, &mut bytes).map_err(|e| CliError::io(&self.path, e))?;
+        let got =
+            read_full(&mut self.input, &mut bytes).map_err(|e| CliError::io(&self.path, e))?;
         if got != bytes.len() {
             return Err(CliError::input_at(
                 &self.path,
@@ -206,7 +207,9 @@ mod tests {
         assert_eq!(FvecsReader::open(&path).unwrap().total(), Some(3));
         let back = read_all(&path).unwrap();
         let bits = |v: &Vec<Vec<f32>>| -> Vec<Vec<u32>> {
-            v.iter().map(|r| r.iter().map(|x| x.to_bits()).collect()).collect()
+            v.iter()
+                .map(|r| r.iter().map(|x| x.to_bits()).collect())
+                .collect()
         };
         assert_eq!(bits(&back), bits(&vectors));
     }

@@ -127,9 +127,8 @@ impl RecordReader for JsonlReader {
         };
         let place = Place::Line(line);
         let parsed = serde_json::from_str::<PointLine>(text);
-        let parsed = parsed.map_err(|e| {
-            CliError::input_at(&self.lines.path, place, describe_json_error(&e))
-        })?;
+        let parsed = parsed
+            .map_err(|e| CliError::input_at(&self.lines.path, place, describe_json_error(&e)))?;
         let payload = parse_payload(&self.lines.path, place, parsed.payload)?;
         Ok(Some(Record {
             id: parsed.id,
@@ -242,9 +241,8 @@ impl MetaReader {
         };
         let place = Place::Line(line);
         let parsed = serde_json::from_str::<MetaLine>(text);
-        let parsed = parsed.map_err(|e| {
-            CliError::input_at(&self.lines.path, place, describe_json_error(&e))
-        })?;
+        let parsed = parsed
+            .map_err(|e| CliError::input_at(&self.lines.path, place, describe_json_error(&e)))?;
         let payload = parse_payload(&self.lines.path, place, parsed.payload)?;
         Ok(Some((parsed.id, payload, place)))
     }
@@ -351,11 +349,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.jsonl");
         let cases = [
-            ("{\"id\": 1, \"vector\": [1, 2]", "line 2: EOF while parsing an object"),
-            ("{\"id\": 1, \"vectors\": [1, 2]}", "line 2: unknown field `vectors`"),
-            ("{\"id\": -1, \"vector\": [1, 2]}", "line 2: invalid value: integer `-1`"),
-            ("{\"id\": 1, \"vector\": [\"a\"]}", "line 2: invalid type: string \"a\""),
-            ("{\"id\": 1, \"vector\": [1], \"payload\": {\"k\": null}}", "line 2: payload.k: null"),
+            (
+                "{\"id\": 1, \"vector\": [1, 2]",
+                "line 2: EOF while parsing an object",
+            ),
+            (
+                "{\"id\": 1, \"vectors\": [1, 2]}",
+                "line 2: unknown field `vectors`",
+            ),
+            (
+                "{\"id\": -1, \"vector\": [1, 2]}",
+                "line 2: invalid value: integer `-1`",
+            ),
+            (
+                "{\"id\": 1, \"vector\": [\"a\"]}",
+                "line 2: invalid type: string \"a\"",
+            ),
+            (
+                "{\"id\": 1, \"vector\": [1], \"payload\": {\"k\": null}}",
+                "line 2: payload.k: null",
+            ),
         ];
         for (bad, expected) in cases {
             std::fs::write(&path, format!("{{\"id\": 0, \"vector\": [0, 1]}}\n{bad}\n")).unwrap();

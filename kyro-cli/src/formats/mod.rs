@@ -48,7 +48,9 @@ impl fmt::Display for Place {
 }
 
 /// The formats, chosen by `--format` or the file's extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Little-endian `i32` dimension then that many `f32`, per vector.

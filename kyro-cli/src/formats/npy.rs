@@ -54,18 +54,25 @@ fn read_header(path: &Path, input: &mut impl Read) -> Result<Header, CliError> {
     let mut prefix = [0u8; 8];
     let got = read_full(input, &mut prefix).map_err(|e| CliError::io(path, e))?;
     if got < 8 || &prefix[..6] != MAGIC {
-        return Err(CliError::input(path, "not an .npy file (no \\x93NUMPY magic)"));
+        return Err(CliError::input(
+            path,
+            "not an .npy file (no \\x93NUMPY magic)",
+        ));
     }
     let major = prefix[6];
     let (header_len, prefix_len) = match major {
         1 => {
             let mut len = [0u8; 2];
-            input.read_exact(&mut len).map_err(|e| CliError::io(path, e))?;
+            input
+                .read_exact(&mut len)
+                .map_err(|e| CliError::io(path, e))?;
             (u16::from_le_bytes(len) as usize, 10)
         }
         2 | 3 => {
             let mut len = [0u8; 4];
-            input.read_exact(&mut len).map_err(|e| CliError::io(path, e))?;
+            input
+                .read_exact(&mut len)
+                .map_err(|e| CliError::io(path, e))?;
             (u32::from_le_bytes(len) as usize, 12)
         }
         other => {
@@ -83,11 +90,12 @@ fn read_header(path: &Path, input: &mut impl Read) -> Result<Header, CliError> {
             CliError::io(path, e)
         }
     })?;
-    let text = String::from_utf8(text)
-        .map_err(|_| CliError::input(path, "the npy header is not text"))?;
+    let text =
+        String::from_utf8(text).map_err(|_| CliError::input(path, "the npy header is not text"))?;
     let field = |key: &str| {
-        dict_value(&text, key)
-            .ok_or_else(|| CliError::input(path, format!("npy header has no '{key}': {}", text.trim())))
+        dict_value(&text, key).ok_or_else(|| {
+            CliError::input(path, format!("npy header has no '{key}': {}", text.trim()))
+        })
     };
     let descr = field("descr")?;
     let element = match descr.trim_matches(|c| c == '\'' || c == '"') {
@@ -118,9 +126,9 @@ fn read_header(path: &Path, input: &mut impl Read) -> Result<Header, CliError> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.trim_end_matches('L')
-                .parse()
-                .map_err(|_| CliError::input(path, format!("npy shape {shape} is not a tuple of sizes")))
+            s.trim_end_matches('L').parse().map_err(|_| {
+                CliError::input(path, format!("npy shape {shape} is not a tuple of sizes"))
+            })
         })
         .collect::<Result<_, _>>()?;
     let (rows, dim) = match dims.as_slice() {
@@ -250,7 +258,8 @@ impl RecordReader for NpyReader {
 /// The version-1 header for a `(rows, dim)` float32 array, padded to
 /// [`WRITTEN_HEADER_BYTES`].
 fn header_bytes(rows: u64, dim: usize) -> Vec<u8> {
-    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
+    let mut dict =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
     let text_len = WRITTEN_HEADER_BYTES - 10;
     // u64 row counts and dims keep the dict far below 118 bytes.
     while dict.len() < text_len - 1 {
@@ -388,9 +397,8 @@ mod tests {
     fn reads_numpy_written_variants() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v2.npy");
-        let mut dict =
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }".to_string();
-        while (12 + dict.len() + 1) % 64 != 0 {
+        let mut dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }".to_string();
+        while !(12 + dict.len() + 1).is_multiple_of(64) {
             dict.push(' ');
         }
         dict.push('\n');
@@ -421,10 +429,22 @@ mod tests {
     fn unsupported_or_damaged_files_are_refused_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
         let cases: [(&str, &str); 4] = [
-            ("{'descr': '<i8', 'fortran_order': False, 'shape': (1, 2), }", "element type <i8"),
-            ("{'descr': '>f4', 'fortran_order': False, 'shape': (1, 2), }", "element type >f4"),
-            ("{'descr': '<f4', 'fortran_order': True, 'shape': (1, 2), }", "Fortran order"),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 3), }", "expected (rows, dim)"),
+            (
+                "{'descr': '<i8', 'fortran_order': False, 'shape': (1, 2), }",
+                "element type <i8",
+            ),
+            (
+                "{'descr': '>f4', 'fortran_order': False, 'shape': (1, 2), }",
+                "element type >f4",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': True, 'shape': (1, 2), }",
+                "Fortran order",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 3), }",
+                "expected (rows, dim)",
+            ),
         ];
         for (dict, expected) in cases {
             let path = dir.path().join("bad.npy");
@@ -442,7 +462,10 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let error = NpyReader::open(&path).err().unwrap().to_string();
-        assert!(error.contains("shape (2, 4) (32 bytes of data), the file holds 29"), "{error}");
+        assert!(
+            error.contains("shape (2, 4) (32 bytes of data), the file holds 29"),
+            "{error}"
+        );
         // Not npy at all.
         std::fs::write(&path, b"id,vector\n").unwrap();
         let error = NpyReader::open(&path).err().unwrap().to_string();
@@ -458,7 +481,10 @@ mod tests {
         let mut reader = NpyReader::open(&path).unwrap();
         reader.skip(7).unwrap();
         let record = reader.next_record().unwrap().unwrap();
-        assert_eq!((record.vector, record.place), (vec![7.0, -7.0], Place::Row(7)));
+        assert_eq!(
+            (record.vector, record.place),
+            (vec![7.0, -7.0], Place::Row(7))
+        );
         assert!(reader.skip(3).is_err(), "only 2 rows are left");
     }
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, Int32Type, Int64Type, UInt64Type};
-use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt64Array};
+use arrow_array::{
+    Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt64Array,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
@@ -126,7 +128,10 @@ impl ParquetReader {
 fn check_schema(path: &Path, schema: &SchemaRef) -> Result<(), CliError> {
     let vector = schema.field_with_name("vector").map_err(|_| {
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        CliError::input(path, format!("no `vector` column (columns: {})", names.join(", ")))
+        CliError::input(
+            path,
+            format!("no `vector` column (columns: {})", names.join(", ")),
+        )
     })?;
     let item = match vector.data_type() {
         DataType::FixedSizeList(item, _) | DataType::List(item) | DataType::LargeList(item) => {
@@ -146,7 +151,10 @@ fn check_schema(path: &Path, schema: &SchemaRef) -> Result<(), CliError> {
         ));
     }
     if let Ok(id) = schema.field_with_name("id") {
-        if !matches!(id.data_type(), DataType::UInt64 | DataType::Int64 | DataType::Int32) {
+        if !matches!(
+            id.data_type(),
+            DataType::UInt64 | DataType::Int64 | DataType::Int32
+        ) {
             return Err(CliError::input(
                 path,
                 format!("the `id` column is {}; expected uint64", id.data_type()),
@@ -157,7 +165,10 @@ fn check_schema(path: &Path, schema: &SchemaRef) -> Result<(), CliError> {
         if !matches!(payload.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
             return Err(CliError::input(
                 path,
-                format!("the `payload` column is {}; expected a JSON string", payload.data_type()),
+                format!(
+                    "the `payload` column is {}; expected a JSON string",
+                    payload.data_type()
+                ),
             ));
         }
     }
@@ -243,7 +254,7 @@ impl ParquetWriter {
             Arc::new(StringArray::from(std::mem::take(&mut self.payloads))),
         ];
         let batch = RecordBatch::try_new(self.schema.clone(), columns)
-        .map_err(|e| CliError::io(&self.path, std::io::Error::other(e)))?;
+            .map_err(|e| CliError::io(&self.path, std::io::Error::other(e)))?;
         self.writer
             .write(&batch)
             .map_err(|e| CliError::io(&self.path, std::io::Error::other(e)))
@@ -269,7 +280,11 @@ impl RecordWriter for ParquetWriter {
         if vector.len() != self.dim {
             return Err(CliError::input(
                 &self.path,
-                format!("doc id {id} has {} dimensions, the file {}", vector.len(), self.dim),
+                format!(
+                    "doc id {id} has {} dimensions, the file {}",
+                    vector.len(),
+                    self.dim
+                ),
             ));
         }
         self.ids.push(id);
@@ -312,7 +327,11 @@ mod tests {
             },
         );
         for id in 0..25_000u64 {
-            let p = if id % 2 == 0 { payload.clone() } else { Payload::new() };
+            let p = if id.is_multiple_of(2) {
+                payload.clone()
+            } else {
+                Payload::new()
+            };
             writer
                 .write(id * 3, &[id as f32, 0.1, -(id as f32)], &p)
                 .unwrap();
@@ -324,7 +343,10 @@ mod tests {
         while let Some(record) = reader.next_record().unwrap() {
             assert_eq!(record.id, Some(n * 3));
             assert_eq!(record.vector, vec![n as f32, 0.1, -(n as f32)]);
-            assert_eq!(record.payload.len(), if n % 2 == 0 { 1 } else { 0 });
+            assert_eq!(
+                record.payload.len(),
+                if n.is_multiple_of(2) { 1 } else { 0 }
+            );
             assert_eq!(record.place, Place::Row(n));
             n += 1;
         }
@@ -342,8 +364,10 @@ mod tests {
         lists.values().append_slice(&[3.0, 4.5]);
         lists.append(true);
         let lists = lists.finish();
-        let batch = RecordBatch::try_from_iter(vec![("vector", Arc::new(lists) as ArrayRef)]).unwrap();
-        let mut writer = ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), None).unwrap();
+        let batch =
+            RecordBatch::try_from_iter(vec![("vector", Arc::new(lists) as ArrayRef)]).unwrap();
+        let mut writer =
+            ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), None).unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
         let mut reader = ParquetReader::open(&path).unwrap();
@@ -363,10 +387,14 @@ mod tests {
             Arc::new(UInt64Array::from(vec![1u64])) as ArrayRef,
         )])
         .unwrap();
-        let mut writer = ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), None).unwrap();
+        let mut writer =
+            ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), None).unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
         let error = ParquetReader::open(&path).err().unwrap().to_string();
-        assert!(error.contains("no `vector` column (columns: embedding)"), "{error}");
+        assert!(
+            error.contains("no `vector` column (columns: embedding)"),
+            "{error}"
+        );
     }
 }

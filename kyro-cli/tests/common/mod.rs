@@ -328,23 +328,29 @@ pub fn point(id: u64) -> pb::Point {
         .map(|i| ((id as f32) * 0.37 + i as f32 * 1.13).sin() * 10.0 + id as f32 * 1e-3)
         .collect();
     let mut payload = std::collections::HashMap::new();
-    if id % 7 != 0 {
+    if !id.is_multiple_of(7) {
         let mut put = |key: &str, kind: Kind| {
             payload.insert(key.to_owned(), pb::Value { kind: Some(kind) });
         };
-        put("tool", Kind::StringValue(["cargo", "npm", "pip"][id as usize % 3].into()));
+        put(
+            "tool",
+            Kind::StringValue(["cargo", "npm", "pip"][id as usize % 3].into()),
+        );
         put("exit_code", Kind::IntegerValue(id as i64 - 1000));
         put("ratio", Kind::FloatValue(id as f64 / 3.0));
         put("whole", Kind::FloatValue(2.0));
-        put("ok", Kind::BoolValue(id % 2 == 0));
+        put("ok", Kind::BoolValue(id.is_multiple_of(2)));
         put(
             "tags",
             Kind::StringListValue(pb::StringList {
                 values: vec![format!("t{}", id % 5), "ünïcode \"quoted\"".into()],
             }),
         );
-        if id % 11 == 0 {
-            put("empty_tags", Kind::StringListValue(pb::StringList { values: vec![] }));
+        if id.is_multiple_of(11) {
+            put(
+                "empty_tags",
+                Kind::StringListValue(pb::StringList { values: vec![] }),
+            );
         }
     }
     pb::Point {
@@ -442,7 +448,11 @@ pub fn assert_same_points(
         let b = &right[id];
         assert_eq!(a.payload, b.payload, "{what}: doc {id}'s payload");
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&a.vector), bits(&b.vector), "{what}: doc {id}'s vector");
+        assert_eq!(
+            bits(&a.vector),
+            bits(&b.vector),
+            "{what}: doc {id}'s vector"
+        );
     }
 }
 
@@ -487,7 +497,10 @@ impl Gateway {
                 address = a.parse().ok();
             }
         }
-        assert!(admin_key.starts_with("em_live_"), "no bootstrap key printed");
+        assert!(
+            admin_key.starts_with("em_live_"),
+            "no bootstrap key printed"
+        );
         Gateway {
             child,
             address: address.expect("a `listening: http` line"),
