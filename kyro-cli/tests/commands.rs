@@ -31,6 +31,22 @@ async fn stats_reports_the_instance_and_the_namespaces() {
     assert_eq!(points_of("episodes"), Some(120.into()));
     assert_eq!(points_of("fixes"), Some(7.into()));
 
+    // The gateway's service key sees a tenant's namespaces through --tenant.
+    let acting = kyro(&server, &SERVICE, &["--tenant", "acme", "stats", "--json"]).json();
+    let listed: Vec<&str> = acting["namespace_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["namespace"].as_str())
+        .collect();
+    assert_eq!(listed, ["episodes", "fixes"], "{acting}");
+    let own = kyro(&server, &SERVICE, &["stats", "--json"]).json();
+    assert_eq!(
+        own["namespace_list"].as_array().map(Vec::len),
+        Some(0),
+        "{own}"
+    );
+
     let text = kyro(&server, &ADMIN, &["stats"]);
     text.ok();
     assert!(
