@@ -4,7 +4,7 @@ headers, answers, and which failures may be retried."""
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, TypeVar
 
 import httpx
 
@@ -12,6 +12,8 @@ from ._gateway_requests import Request
 from .errors import DeadlineExceeded, InternalError, KyroError, Unavailable, from_http_error
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+
+T = TypeVar("T")
 
 # Failures before anything reached the gateway: safe to retry any request.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -27,7 +29,7 @@ def api_key(key: Optional[str]) -> Optional[str]:
     return key if key is not None else os.environ.get("KYRO_GATEWAY_API_KEY")
 
 
-def headers(request: Request, key: Optional[str]) -> Dict[str, str]:
+def headers(request: "Request[Any]", key: Optional[str]) -> Dict[str, str]:
     """The request's headers plus the key (``X-API-Key``) when it needs one."""
     result = dict(request.headers)
     if request.authenticated and key:
@@ -35,7 +37,7 @@ def headers(request: Request, key: Optional[str]) -> Dict[str, str]:
     return result
 
 
-def may_retry_transport(error: httpx.TransportError, request: Request) -> bool:
+def may_retry_transport(error: httpx.TransportError, request: "Request[Any]") -> bool:
     """Whether a request that failed in transport may be sent again."""
     return isinstance(error, _NOT_SENT) or request.idempotent
 
@@ -47,7 +49,7 @@ def transport_failure(error: httpx.TransportError, url: str) -> KyroError:
     return Unavailable(f"{url}: {type(error).__name__}: {error}", code="connection_error")
 
 
-def answer(request: Request, response: httpx.Response) -> Any:
+def answer(request: "Request[T]", response: httpx.Response) -> T:
     """The parsed body of a successful response; raises for an error one."""
     if response.status_code >= 400:
         raise error_of(response)
@@ -82,7 +84,7 @@ def retry_after(response: httpx.Response) -> Optional[float]:
         return None
 
 
-def may_retry_response(response: httpx.Response, request: Request) -> bool:
+def may_retry_response(response: httpx.Response, request: "Request[Any]") -> bool:
     """Whether a request answered ``response`` may be sent again: a 503
     (kyro-server or the model unreachable, or the gateway's deadline) for an
     idempotent request."""

@@ -6,31 +6,57 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import InternalError
 
+T = TypeVar("T")
+
+JSON = Dict[str, Any]
+"""A JSON object as the gateway sends it."""
+
 
 @dataclass
-class Request:
-    """One HTTP request to the gateway.
+class Request(Generic[T]):
+    """One HTTP request to the gateway, and how to read its answer.
 
-    ``idempotent`` says whether it may be sent again when the answer is
-    lost or is a 503 (a connection that was never made is retried for every
-    request, since nothing reached the gateway).
+    ``parse`` turns the decoded JSON body (``None`` for an empty one) into
+    the result. ``idempotent`` says whether the request may be sent again
+    when the answer is lost or is a 503 (a connection that was never made is
+    retried for every request, since nothing reached the gateway).
     """
 
     method: str
     path: str
+    parse: Callable[[Any], T]
     json: Any = None
     params: Dict[str, Any] = field(default_factory=dict)
     headers: Dict[str, str] = field(default_factory=dict)
     idempotent: bool = True
     authenticated: bool = True
-    parse: Callable[[Any], Any] = lambda body: body
+
+
+def _object(body: Any) -> JSON:
+    if not isinstance(body, dict):
+        raise InternalError(f"expected a JSON object from the gateway, got {type(body).__name__}", code="bad_answer")
+    return body
+
+
+def _nothing(body: Any) -> None:
+    return None
+
+
+def _list_in(key: str) -> Callable[[Any], List[JSON]]:
+    def parse(body: Any) -> List[JSON]:
+        items = _object(body).get(key)
+        if not isinstance(items, list):
+            raise InternalError(f"expected a list in {key!r} from the gateway", code="bad_answer")
+        return items
+
+    return parse
 
 
 def jsonable(value: Any) -> Any:
@@ -60,11 +86,12 @@ def _params(**fields: Any) -> Dict[str, Any]:
 # ---------------------------------------------------------------- episodes
 
 
-def capture(episode: Mapping[str, Any], idempotency_key: Optional[str]) -> Request:
+def capture(episode: Mapping[str, Any], idempotency_key: Optional[str]) -> Request[JSON]:
     key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
     return Request(
         "POST",
         "/api/v1/capture",
+        _object,
         json=jsonable(episode),
         headers={"Idempotency-Key": key},
         # The key makes a repeat answer the first result instead of storing twice.
@@ -81,10 +108,11 @@ def search(
     ranking_weights: Optional[Mapping[str, float]],
     image_embedding: Optional[Any],
     project: Optional[str],
-) -> Request:
+) -> Request[JSON]:
     return Request(
         "POST",
         "/api/v1/search",
+        _object,
         json=_body(
             goal=goal,
             k=k,
@@ -100,10 +128,11 @@ def search(
 
 def reflect(
     goal: str, proposed_action: str, tool: str, current_state: Optional[Mapping[str, Any]], project: Optional[str]
-) -> Request:
+) -> Request[JSON]:
     return Request(
         "POST",
         "/api/v1/reflect",
+        _object,
         json=_body(
             goal=goal, proposed_action=proposed_action, tool=tool, current_state=current_state, project=project
         ),
@@ -112,18 +141,19 @@ def reflect(
 
 def validate_fix(
     episode_id: int, outcome: str, applied_suggestion: Optional[Union[str, bool]], notes: Optional[str]
-) -> Request:
+) -> Request[JSON]:
     return Request(
         "POST",
         "/api/v1/validate_fix",
+        _object,
         json=_body(episode_id=episode_id, outcome=outcome, applied_suggestion=applied_suggestion, notes=notes),
         # Each call records one more outcome: never sent twice.
         idempotent=False,
     )
 
 
-def get_episode(episode_id: int) -> Request:
-    return Request("GET", f"/api/v1/episodes/{int(episode_id)}")
+def get_episode(episode_id: int) -> Request[JSON]:
+    return Request("GET", f"/api/v1/episodes/{int(episode_id)}", _object)
 
 
 def list_episodes(
@@ -135,10 +165,11 @@ def list_episodes(
     project: Optional[str],
     since: Optional[str],
     until: Optional[str],
-) -> Request:
+) -> Request[JSON]:
     return Request(
         "GET",
         "/api/v1/episodes",
+        _object,
         params=_params(
             limit=limit,
             cursor=cursor,
@@ -152,12 +183,12 @@ def list_episodes(
     )
 
 
-def delete_episode(episode_id: int) -> Request:
-    return Request("DELETE", f"/api/v1/episodes/{int(episode_id)}", parse=lambda _: None)
+def delete_episode(episode_id: int) -> Request[None]:
+    return Request("DELETE", f"/api/v1/episodes/{int(episode_id)}", _nothing)
 
 
-def skills() -> Request:
-    return Request("GET", "/api/v1/skills", parse=lambda body: list(body["skills"]))
+def skills() -> Request[List[JSON]]:
+    return Request("GET", "/api/v1/skills", _list_in("skills"))
 
 
 def _embeddings(body: Any) -> "npt.NDArray[np.float32]":
@@ -168,65 +199,66 @@ def _embeddings(body: Any) -> "npt.NDArray[np.float32]":
         raise InternalError(f"unexpected embeddings answer: {error!r}", code="bad_answer") from error
 
 
-def embed(texts: Union[str, Sequence[str]], model: Optional[str]) -> Request:
+def embed(texts: Union[str, Sequence[str]], model: Optional[str]) -> Request["npt.NDArray[np.float32]"]:
     inputs: List[str] = [texts] if isinstance(texts, str) else list(texts)
-    return Request("POST", "/api/v1/embeddings", json=_body(input=inputs, model=model), parse=_embeddings)
+    return Request("POST", "/api/v1/embeddings", _embeddings, json=_body(input=inputs, model=model))
 
 
 # ---------------------------------------------------------------- admin
 
 
-def create_customer(name: str, tier: str) -> Request:
+def create_customer(name: str, tier: str) -> Request[JSON]:
     # Not idempotent: a repeat would create a second customer.
-    return Request("POST", "/api/v1/customers", json=_body(name=name, tier=tier), idempotent=False)
+    return Request("POST", "/api/v1/customers", _object, json=_body(name=name, tier=tier), idempotent=False)
 
 
-def get_customer(customer_id: str) -> Request:
-    return Request("GET", f"/api/v1/customers/{customer_id}")
+def get_customer(customer_id: str) -> Request[JSON]:
+    return Request("GET", f"/api/v1/customers/{customer_id}", _object)
 
 
-def update_customer(customer_id: str, name: Optional[str], tier: Optional[str]) -> Request:
-    return Request("PATCH", f"/api/v1/customers/{customer_id}", json=_body(name=name, tier=tier))
+def update_customer(customer_id: str, name: Optional[str], tier: Optional[str]) -> Request[JSON]:
+    return Request("PATCH", f"/api/v1/customers/{customer_id}", _object, json=_body(name=name, tier=tier))
 
 
-def suspend_customer(customer_id: str) -> Request:
-    return Request("POST", f"/api/v1/customers/{customer_id}/suspend")
+def suspend_customer(customer_id: str) -> Request[JSON]:
+    return Request("POST", f"/api/v1/customers/{customer_id}/suspend", _object)
 
 
-def activate_customer(customer_id: str) -> Request:
-    return Request("POST", f"/api/v1/customers/{customer_id}/activate")
+def activate_customer(customer_id: str) -> Request[JSON]:
+    return Request("POST", f"/api/v1/customers/{customer_id}/activate", _object)
 
 
 def create_key(
     customer_id: str, scopes: Sequence[str], expires_at: Optional[str], project: Optional[str]
-) -> Request:
+) -> Request[JSON]:
     # Not idempotent: a repeat would create a second key.
     return Request(
         "POST",
         f"/api/v1/customers/{customer_id}/keys",
+        _object,
         json=_body(scopes=list(scopes), expires_at=expires_at, project=project),
         idempotent=False,
     )
 
 
-def list_keys(customer_id: str) -> Request:
-    return Request("GET", f"/api/v1/customers/{customer_id}/keys", parse=lambda body: list(body["keys"]))
+def list_keys(customer_id: str) -> Request[List[JSON]]:
+    return Request("GET", f"/api/v1/customers/{customer_id}/keys", _list_in("keys"))
 
 
-def revoke_key(key_id: str) -> Request:
-    return Request("DELETE", f"/api/v1/keys/{key_id}", parse=lambda _: None)
+def revoke_key(key_id: str) -> Request[None]:
+    return Request("DELETE", f"/api/v1/keys/{key_id}", _nothing)
 
 
-def usage(customer_id: str) -> Request:
-    return Request("GET", f"/api/v1/customers/{customer_id}/usage")
+def usage(customer_id: str) -> Request[JSON]:
+    return Request("GET", f"/api/v1/customers/{customer_id}/usage", _object)
 
 
-def audit(customer_id: Optional[str], before: Optional[Union[int, str]], limit: Optional[int]) -> Request:
-    return Request("GET", "/api/v1/audit", params=_params(customer_id=customer_id, before=before, limit=limit))
+def audit(customer_id: Optional[str], before: Optional[Union[int, str]], limit: Optional[int]) -> Request[JSON]:
+    return Request("GET", "/api/v1/audit", _object, params=_params(customer_id=customer_id, before=before, limit=limit))
 
 
 # ---------------------------------------------------------------- service
 
 
-def health() -> Request:
-    return Request("GET", "/health", authenticated=False)
+def health() -> Request[JSON]:
+    return Request("GET", "/health", _object, authenticated=False)

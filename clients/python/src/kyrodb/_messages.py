@@ -36,6 +36,7 @@ def point(item: PointLike) -> pb.Point:
     """The protobuf ``Point`` of a :data:`PointLike` (or of a ``pb.Point``)."""
     if isinstance(item, pb.Point):
         return item
+    payload: Optional[Mapping[str, Any]]
     if isinstance(item, Point):
         doc_id, vector, payload = item.doc_id, item.vector, item.payload
     elif isinstance(item, Mapping):

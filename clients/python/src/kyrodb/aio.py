@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import asyncio
 from typing import Any, AsyncIterator, Callable, Iterable, List, Optional, Sequence, Union
 
@@ -141,7 +142,7 @@ class AsyncClient:
         total = BulkInsertResult(inserted=0, failed=0, errors=[])
         offset = 0
         for messages in msg.bulk_insert_calls(namespace, points, batch_size, batches_per_call):
-            reply = await self._call("BulkInsert", lambda m=messages: iter(m))
+            reply = await self._call("BulkInsert", functools.partial(iter, messages))
             msg.add_bulk_insert_reply(total, reply, offset)
             offset += msg.points_in(messages)
         return total

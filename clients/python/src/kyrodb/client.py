@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Union
 
@@ -143,7 +144,7 @@ class Client:
         total = BulkInsertResult(inserted=0, failed=0, errors=[])
         offset = 0
         for messages in msg.bulk_insert_calls(namespace, points, batch_size, batches_per_call):
-            reply = self._call("BulkInsert", lambda m=messages: iter(m))
+            reply = self._call("BulkInsert", functools.partial(iter, messages))
             msg.add_bulk_insert_reply(total, reply, offset)
             offset += msg.points_in(messages)
         return total

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
 
 import httpx
 import numpy as np
@@ -15,7 +15,8 @@ from .retry import RetryPolicy
 
 __all__ = ["GatewayClient"]
 
-JSON = Dict[str, Any]
+JSON = routes.JSON
+T = TypeVar("T")
 
 
 class GatewayClient:
@@ -58,7 +59,7 @@ class GatewayClient:
 
     # ------------------------------------------------------------ plumbing
 
-    def _send(self, request: routes.Request) -> Any:
+    def _send(self, request: routes.Request[T]) -> T:
         """Sends ``request``, retrying as the policy allows; returns the parsed answer."""
         what = f"{request.method} {request.path}"
         attempt = 1

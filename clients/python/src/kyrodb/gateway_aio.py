@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, AsyncIterator, List, Mapping, Optional, Sequence, TypeVar, Union
 
 import httpx
 import numpy as np
@@ -15,6 +15,8 @@ from .gateway import JSON
 from .retry import RetryPolicy
 
 __all__ = ["AsyncGatewayClient"]
+
+T = TypeVar("T")
 
 
 class AsyncGatewayClient:
@@ -58,7 +60,7 @@ class AsyncGatewayClient:
 
     # ------------------------------------------------------------ plumbing
 
-    async def _send(self, request: routes.Request) -> Any:
+    async def _send(self, request: routes.Request[T]) -> T:
         """Sends ``request``, retrying as the policy allows; returns the parsed answer."""
         what = f"{request.method} {request.path}"
         attempt = 1

@@ -26,7 +26,8 @@ def as_vector(vector: VectorLike, what: str = "vector") -> List[float]:
     array = np.asarray(vector, dtype=np.float32)
     if array.ndim != 1:
         raise ValueError(f"{what}: expected a 1-D vector, got shape {array.shape}")
-    return array.tolist()
+    components: List[float] = array.tolist()
+    return components
 
 
 def as_matrix(vectors: MatrixLike, what: str = "vectors") -> List[List[float]]:
@@ -35,7 +36,8 @@ def as_matrix(vectors: MatrixLike, what: str = "vectors") -> List[List[float]]:
     array = np.asarray(vectors, dtype=np.float32)
     if array.ndim != 2:
         raise ValueError(f"{what}: expected a 2-D array (one row per vector), got shape {array.shape}")
-    return array.tolist()
+    rows: List[List[float]] = array.tolist()
+    return rows
 
 
 def to_array(components: Iterable[float]) -> "npt.NDArray[np.float32]":
