@@ -60,6 +60,8 @@ def customer(gateway: Gateway, admin: kyrodb.GatewayClient) -> Iterator[kyrodb.G
 
 
 def test_admin_creates_customers_and_keys(admin: kyrodb.GatewayClient) -> None:
+    health = admin.health()
+    assert health["status"] == "ok", health
     created = admin.create_customer("acme", "PRO")
     customer_id = created["customer_id"]
     assert customer_id.startswith("cus_") and created["tier"] == "PRO" and created["status"] == "active"
