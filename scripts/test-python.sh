@@ -32,7 +32,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # The build requirements (pyproject.toml) go into the venv once, and the
 # package builds without an isolated environment: much quicker on reruns,
 # and the stubs match the venv's grpcio/protobuf.
-"$python" -m pip install --quiet "setuptools>=69" "grpcio-tools>=1.62" pytest pytest-asyncio
+"$python" -m pip install --quiet "setuptools>=77" "grpcio-tools>=1.62" pytest pytest-asyncio
 "$python" -m pip install --quiet --no-build-isolation ./clients/python
 
 if [ -n "${CARGO_TARGET_DIR:-}" ] && [ "${CARGO_TARGET_DIR#/}" = "$CARGO_TARGET_DIR" ]; then
