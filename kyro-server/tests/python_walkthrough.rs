@@ -1,8 +1,9 @@
 //! Runs the README's Python walk-through exactly as written: its shell block
-//! (virtualenv, `pip install grpcio grpcio-tools`, stub generation from our
-//! proto, `python quickstart.py`) with its Python block saved as
-//! `quickstart.py`, against a freshly started `kyro-server`. Needs `python3`
-//! with `venv` and access to PyPI (pip's cache makes later runs quick).
+//! (virtualenv, `pip install ./clients/python`, which generates the package's
+//! gRPC stubs from our proto while it builds, `python quickstart.py`) with its
+//! Python block saved as `quickstart.py`, against a freshly started
+//! `kyro-server`. Needs `python3` with `venv` and access to PyPI (pip's cache
+//! makes later runs quick).
 
 mod common;
 
@@ -25,6 +26,29 @@ fn readme_block(readme: &str, name: &str) -> String {
     body[..end + 1].to_owned()
 }
 
+/// What builds and test runs leave in the client's directory (pip builds in
+/// the source tree), not copied.
+const GENERATED: [&str; 5] = ["build", "dist", "__pycache__", ".pytest_cache", "_proto"];
+
+/// Copies the Python client's sources into `to`.
+fn copy_client(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let file_name = entry.file_name();
+        let name = file_name.to_string_lossy();
+        if GENERATED.contains(&&*name) || name.ends_with(".egg-info") {
+            continue;
+        }
+        let target = to.join(&file_name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_client(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 #[test]
 fn readme_python_walkthrough_runs_as_written() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -40,10 +64,15 @@ fn readme_python_walkthrough_runs_as_written() {
         .expect("the first start prints an admin key");
 
     // The walk-through runs "from the repository root": give it one with the
-    // proto tree in it and nothing else to write over.
+    // proto tree and a copy of the client (pip builds in the source tree)
+    // and nothing else to write over.
     let work = dir.path().join("checkout");
     std::fs::create_dir_all(&work).unwrap();
     std::os::unix::fs::symlink(repo.join("proto"), work.join("proto")).unwrap();
+    copy_client(
+        &repo.join("clients").join("python"),
+        &work.join("clients").join("python"),
+    );
     std::fs::write(work.join("quickstart.py"), &python).unwrap();
 
     let output = Command::new("bash")
