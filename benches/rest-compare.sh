@@ -14,7 +14,8 @@
 #
 # Environment: KYRO_SERVER_BIN (default $CARGO_TARGET_DIR/release/kyro-server),
 # KYRO_DURATION (60), KYRO_WARMUP (5), KYRO_CONNECTIONS (200),
-# KYRO_EMBED_TEXTS (2000), KYRO_PERF (0), KYRO_PERF_SECONDS (20).
+# KYRO_EMBED_TEXTS (2000), KYRO_PERF (0), KYRO_PERF_SECONDS (20),
+# EMBED_BENCH_BIN (an already built embed_bench example; default: build it).
 #
 # The gateway's rate limits (ENTERPRISE: capture 2,000/min, search and
 # reflect 10,000/min) would throttle the load; it is started with
@@ -34,12 +35,15 @@ mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
 scripts/fetch-model.sh
-cargo build --release -q -p api-gateway -p kyro-rest-load
-cargo build --release -q -p kyro-embed --example embed_bench
+# Separate invocations: built together, the two packages unify their
+# dependencies' features differently and the gateway would be rebuilt.
+cargo build --release -q -p api-gateway
+cargo build --release -q -p kyro-rest-load
+[ -n "${EMBED_BENCH_BIN:-}" ] || cargo build --release -q -p kyro-embed --example embed_bench
 [ -x "$server_bin" ] || { echo "kyro-server not found at $server_bin (set KYRO_SERVER_BIN)" >&2; exit 1; }
 gateway_bin="$target/release/kyro-gateway"
 load_bin="$target/release/kyro-rest-load"
-embed_bin="$target/release/examples/embed_bench"
+embed_bin="${EMBED_BENCH_BIN:-$target/release/examples/embed_bench}"
 
 data="$(mktemp -d "${TMPDIR:-/tmp}/kyro-rest.XXXXXX")"
 server_pid=""
@@ -106,19 +110,18 @@ embedder() { # name
     "$embed_bin" --texts "$out/embed-texts.txt" --batch 32 --threads 2 --json "$out/embed-$1.json"
 }
 
-load() { # name texts [extra args]
-    local name="$1" texts="$2"
-    shift 2
+load() { # name texts seconds
+    local name="$1" texts="$2" seconds="$3"
     machine_state "load $name"
     KYRO_ADMIN_KEY="$admin_key" "$load_bin" --url "$gateway_url" --texts "$texts" \
-        --connections "$connections" --duration "$duration" --warmup "$warmup" \
+        --connections "$connections" --duration "$seconds" --warmup "$warmup" \
         --gateway-pid "$gateway_pid" --server-pid "$server_pid" \
-        --label "$name" --json "$out/load-$name.json" "$@" | tee "$out/load-$name.txt"
+        --label "$name" --json "$out/load-$name.json" | tee "$out/load-$name.txt"
 }
 
 embedder before
-load zipf zipf
-load distinct distinct
+load zipf zipf "$duration"
+load distinct distinct "$duration"
 embedder after
 machine_state end
 
@@ -127,7 +130,7 @@ if [ "${KYRO_PERF:-0}" = 1 ]; then
     (sleep "$((warmup + 5))" && perf record -F 499 -g -p "$gateway_pid" -o "$out/perf-zipf.data" \
         -- sleep "$perf_seconds" 2> "$out/perf-record.log") &
     perf_job=$!
-    load zipf-perf zipf --duration "$((perf_seconds + 10))"
+    load zipf-perf zipf "$((perf_seconds + 10))"
     wait "$perf_job"
     perf report -i "$out/perf-zipf.data" --no-children --sort comm,dso,symbol --stdio 2>/dev/null \
         | grep -v '^$' | head -120 > "$out/perf-zipf.txt" || true
