@@ -26,6 +26,8 @@ use tonic::Code;
 
 const NAMESPACE: &str = "crash";
 const WRITERS: u64 = 4;
+/// The deadline of the reads that check the server after a restart.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What one doc should look like, as far as the client knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,13 +242,15 @@ fn mark_pending(model: &Mutex<Model>, writes: &[(u64, Doc)]) {
 async fn read_back(client: &mut common::Client, docs: &[u64]) -> HashMap<u64, Option<i64>> {
     let mut found = HashMap::new();
     for chunk in docs.chunks(1_000) {
+        let mut request = tonic::Request::new(pb::BulkGetRequest {
+            namespace: NAMESPACE.into(),
+            doc_ids: chunk.to_vec(),
+            with_vector: false,
+            with_payload: Some(true),
+        });
+        request.set_timeout(CHECK_TIMEOUT);
         let reply = client
-            .bulk_get(pb::BulkGetRequest {
-                namespace: NAMESPACE.into(),
-                doc_ids: chunk.to_vec(),
-                with_vector: false,
-                with_payload: Some(true),
-            })
+            .bulk_get(request)
             .await
             .expect("BulkGet after restart")
             .into_inner();
@@ -343,8 +347,12 @@ async fn check(
                 ..common::search(NAMESPACE, vector(TEXT_DIM, seed), 1)
             })
             .collect();
+        // A check, not a timing: a debug build on a loaded machine can need
+        // longer than the server's default deadline for 256 searches.
+        let mut request = tonic::Request::new(pb::BatchSearchRequest { searches });
+        request.set_timeout(CHECK_TIMEOUT);
         let reply = client
-            .batch_search(pb::BatchSearchRequest { searches })
+            .batch_search(request)
             .await
             .expect("BatchSearch after restart")
             .into_inner();
