@@ -31,7 +31,11 @@ pub enum Instance {
 }
 
 impl Instance {
-    fn label(self) -> &'static str {
+    /// Both instances, text first.
+    pub const ALL: [Instance; 2] = [Instance::Text, Instance::Image];
+
+    /// The instance's name (`text`, `image`).
+    pub fn label(self) -> &'static str {
         match self {
             Instance::Text => "text",
             Instance::Image => "image",
@@ -209,6 +213,25 @@ impl EngineClient {
             Err(status) => Err(status),
         };
         Self::observe(instance, "search", started, &result);
+        result
+    }
+
+    /// The instance's `Stats`, asked as `tenant`. kyro-server answers
+    /// instance-wide figures (caches, fsyncs included) when the gateway's
+    /// key has the `admin` scope, else the tenant's own namespaces only.
+    pub async fn stats(
+        &self,
+        instance: Instance,
+        tenant: &str,
+    ) -> Result<pb::StatsResponse, Status> {
+        let started = Instant::now();
+        let request = self.request(tenant, pb::StatsRequest {})?;
+        let result = self
+            .client(instance)
+            .stats(request)
+            .await
+            .map(tonic::Response::into_inner);
+        Self::observe(instance, "stats", started, &result);
         result
     }
 

@@ -8,6 +8,9 @@
 //! embedding library (that is the embedder's crate).
 
 pub mod admin;
+pub mod admin_console;
+pub mod admin_page;
+pub mod api_schema;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -20,6 +23,7 @@ pub mod mcp;
 pub mod openapi;
 pub mod ratelimit;
 pub mod redact;
+pub mod route_latency;
 pub mod routes;
 pub mod server;
 pub mod signature;

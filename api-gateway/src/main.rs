@@ -9,6 +9,12 @@ use api_gateway::config::GatewayConfig;
 use api_gateway::{server, telemetry};
 use clap::Parser;
 
+/// mimalloc instead of glibc's allocator, as in kyro-server: under load
+/// glibc's `malloc`/`free` were a third of the runtime threads' CPU
+/// (docs/benchmarks.md, "REST gateway load").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// KyroDB's REST gateway. Settings come from built-in defaults, then the
 /// TOML file, then `KYRO_GATEWAY__SECTION__KEY` environment variables, then
 /// flags.

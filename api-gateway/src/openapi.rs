@@ -4,7 +4,6 @@
 //! `/docs` (its files are compiled into the binary: no CDN, no network).
 
 use axum::Router;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
@@ -40,6 +39,10 @@ use crate::state::AppState;
         crate::routes::revoke_key,
         crate::routes::customer_usage,
         crate::routes::audit_log,
+        crate::admin_console::customers,
+        crate::admin_console::engine_stats,
+        crate::admin_console::latency,
+        crate::admin_console::search,
         crate::routes::health,
         crate::routes::liveness,
         crate::routes::readiness,
@@ -82,60 +85,6 @@ impl Modify for KeySchemes {
     }
 }
 
-/// Errors of a request with a JSON body.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // a documentation type: never constructed
-pub enum BodyErrors {
-    /// Not JSON, not UTF-8, or a body the route cannot parse.
-    #[response(status = 400)]
-    BadRequest(#[to_schema] ErrorBody),
-    /// Larger than `limits.max_body_bytes` (the real body size is checked).
-    #[response(status = 413)]
-    PayloadTooLarge(#[to_schema] ErrorBody),
-    /// A field breaks a documented rule; `field` names it.
-    #[response(status = 422)]
-    Validation(#[to_schema] ErrorBody),
-}
-
-/// Errors of any call with a key.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // a documentation type: never constructed
-pub enum CallErrors {
-    /// No key, or an unknown, revoked or expired one.
-    #[response(status = 401)]
-    Unauthenticated(#[to_schema] ErrorBody),
-    /// The key lacks the scope, is limited to another project, or the
-    /// customer is suspended.
-    #[response(status = 403)]
-    Forbidden(#[to_schema] ErrorBody),
-    /// A rate limit (with `Retry-After`) or the monthly quota.
-    #[response(status = 429)]
-    TooManyRequests(#[to_schema] ErrorBody),
-    /// kyro-server or the model cannot be reached.
-    #[response(status = 503)]
-    Unavailable(#[to_schema] ErrorBody),
-}
-
-/// The schema of a key → value field sent as an object
-/// (`{"python": "3.11"}`) or as a list of `key=value` strings.
-pub fn key_values() -> Schema {
-    Schema::OneOf(
-        OneOfBuilder::new()
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Object)
-                    .additional_properties(Some(ObjectBuilder::new()))
-                    .description(Some("key → value")),
-            )
-            .item(
-                ArrayBuilder::new()
-                    .items(ObjectBuilder::new().schema_type(Type::String))
-                    .description(Some("`key=value` strings")),
-            )
-            .build(),
-    )
-}
-
 /// `/openapi.json` and the Swagger UI at `/docs`.
 pub fn router() -> Router<AppState> {
     SwaggerUi::new("/docs")
@@ -172,6 +121,10 @@ mod tests {
             "/api/v1/customers/{id}/usage",
             "/api/v1/keys/{key_id}",
             "/api/v1/audit",
+            "/api/v1/admin/customers",
+            "/api/v1/admin/engine",
+            "/api/v1/admin/latency",
+            "/api/v1/admin/search",
         ] {
             let operations = paths[path].as_object().unwrap_or_else(|| panic!("{path}"));
             for (method, operation) in operations {

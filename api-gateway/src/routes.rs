@@ -23,6 +23,7 @@ use crate::admin::{
     self, AuditPage, AuditQuery, CreateCustomer, CreateKey, CreatedKey, CustomerView,
     UpdateCustomer, UsageView,
 };
+use crate::api_schema::{BodyErrors, CallErrors};
 use crate::auth::{
     AdminEndpoint, Authed, CaptureEndpoint, ReadEndpoint, ReflectEndpoint, SearchEndpoint,
     WriteEndpoint,
@@ -39,7 +40,6 @@ use crate::episodes::view::{
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::openapi::{BodyErrors, CallErrors};
 use crate::state::AppState;
 use crate::store::CustomerStatus;
 
@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(service)
         .merge(crate::openapi::router())
         .merge(crate::mcp::router(&state))
+        .merge(crate::admin_page::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))

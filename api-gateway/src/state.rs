@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::auth::KeyCache;
+use crate::auth::key_cache::KeyCache;
 use crate::config::GatewayConfig;
 use crate::embed::TextEmbedder;
 use crate::engine::EngineClient;

@@ -151,7 +151,7 @@ pub struct CaptureRequest {
     #[schema(value_type = Object)]
     pub environment_info: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::key_values)]
+    #[schema(schema_with = crate::api_schema::key_values)]
     pub preconditions: KeyValues,
     #[serde(default)]
     pub resolution: Option<String>,

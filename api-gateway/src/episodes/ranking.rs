@@ -358,13 +358,17 @@ pub fn rank(
 
 /// Skills first, then by score (then by id, for a stable order).
 pub fn sort(ranked: &mut [Ranked]) {
-    ranked.sort_by(|a, b| {
-        b.row
-            .is_skill()
-            .cmp(&a.row.is_skill())
-            .then(b.score.total_cmp(&a.score))
-            .then(a.row.id.cmp(&b.row.id))
-    });
+    ranked.sort_by(order);
+}
+
+/// The order of [`sort`]: skills first, then by score (higher first), then
+/// by id.
+pub fn order(a: &Ranked, b: &Ranked) -> std::cmp::Ordering {
+    b.row
+        .is_skill()
+        .cmp(&a.row.is_skill())
+        .then(b.score.total_cmp(&a.score))
+        .then(a.row.id.cmp(&b.row.id))
 }
 
 #[cfg(test)]

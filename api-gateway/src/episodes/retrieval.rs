@@ -10,7 +10,7 @@
 //! engine or the model cannot be reached the answer is a 503, never a
 //! silent `proceed`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +24,7 @@ use crate::episodes::view::EpisodeView;
 use crate::error::ApiError;
 use crate::redact::{redact, RedactionCounts};
 use crate::state::AppState;
-use crate::store::{Episodes, Usage};
+use crate::store::{EpisodeRow, Episodes, Usage};
 
 /// Similarity at or above which reflect blocks.
 pub const BLOCK_SIMILARITY: f32 = 0.90;
@@ -60,7 +60,7 @@ pub struct SearchRequest {
     #[serde(default)]
     pub goal: String,
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::key_values)]
+    #[schema(schema_with = crate::api_schema::key_values)]
     pub current_state: KeyValues,
     /// 1..=100 (default 10).
     #[serde(default = "default_k")]
@@ -75,6 +75,17 @@ pub struct SearchRequest {
     pub image_embedding: Option<Vec<f32>>,
     /// Look in this project first (a key limited to a project: only there).
     pub project: Option<String>,
+}
+
+/// Whether a search leaves a trace in the customer's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accounting {
+    /// The customer's own search: one search in its usage, one retrieval
+    /// per returned episode (the popularity that `usage` ranks by).
+    Counted,
+    /// An operator looking from the admin page: nothing is counted, so that
+    /// looking does not change the usage shown or the ranking looked at.
+    Uncounted,
 }
 
 /// Where a result was found.
@@ -215,7 +226,12 @@ async fn candidates(
 }
 
 /// Ranks candidates: the project's results first, each group skills first
-/// then by score; at most `k`. Counts a retrieval of each returned episode.
+/// then by score; at most `k`. Counts a retrieval of each returned episode
+/// and the query in the customer's usage, unless `Uncounted`. One trip to
+/// the store: the rows are read, ranked and counted while it is held
+/// (ranking a hundred rows is microseconds; a second hand-off to the
+/// blocking pool per search was not).
+#[allow(clippy::too_many_arguments)]
 async fn rank_candidates(
     state: &AppState,
     caller: &Caller,
@@ -224,53 +240,57 @@ async fn rank_candidates(
     weights: &RankingWeights,
     k: usize,
     reflect: bool,
+    accounting: Accounting,
 ) -> Result<Vec<(Ranked, MatchedIn)>, ApiError> {
     let customer_id = caller.customer.id.clone();
-    let ids: Vec<u64> = hits.iter().map(|(h, _)| h.episode_id).collect();
-    let rows = state
-        .store
-        .run(move |c| Episodes(c).get_many(&customer_id, &ids))
-        .await?;
-    let now = clock::now();
-    let mut groups: [Vec<Ranked>; 2] = [Vec::new(), Vec::new()];
-    let mut seen = std::collections::HashSet::new();
-    let mut place = BTreeMap::new();
-    for (hit, matched) in hits {
-        if !seen.insert(hit.episode_id) {
-            continue;
-        }
-        let Some(row) = rows.get(&hit.episode_id) else {
-            continue; // pending or deleted meanwhile: never shown
-        };
-        let group = usize::from(matched == MatchedIn::OtherProject);
-        place.insert(hit.episode_id, matched);
-        groups[group].push(rank(row.clone(), hit.similarity, current, weights, now));
-    }
-    let mut out = Vec::new();
-    for mut group in groups {
-        ranking::sort(&mut group);
-        for ranked in group {
-            if out.len() == k {
-                break;
-            }
-            let matched = place[&ranked.row.id];
-            out.push((ranked, matched));
-        }
-    }
-    let customer_id = caller.customer.id.clone();
-    let returned: Vec<u64> = out.iter().map(|(r, _)| r.row.id).collect();
-    let month = clock::month_of(now);
-    state
+    let current = current.clone();
+    let weights = *weights;
+    let ranked = state
         .store
         .run(move |c| {
-            let tx = c.transaction()?;
-            Episodes(&tx).count_retrievals(&customer_id, &returned)?;
-            Usage(&tx).count_query(&customer_id, &month, reflect)?;
-            tx.commit()?;
-            Ok(())
+            let ids: Vec<u64> = hits.iter().map(|(h, _)| h.episode_id).collect();
+            let rows = Episodes(c).get_many(&customer_id, &ids)?;
+            let now = clock::now();
+            let out = rank_rows(rows, hits, &current, &weights, k, now);
+            if accounting == Accounting::Counted {
+                let returned: Vec<u64> = out.iter().map(|(r, _)| r.row.id).collect();
+                let tx = c.transaction()?;
+                Episodes(&tx).count_retrievals(&customer_id, &returned)?;
+                Usage(&tx).count_query(&customer_id, &clock::month_of(now), reflect)?;
+                tx.commit()?;
+            }
+            Ok(out)
         })
         .await?;
-    Ok(out)
+    Ok(ranked)
+}
+
+/// Orders the hits whose rows exist: the project's group first, each group
+/// by [`ranking::sort`]; at most `k`.
+fn rank_rows(
+    mut rows: HashMap<u64, EpisodeRow>,
+    hits: Vec<(Hit, MatchedIn)>,
+    current: &BTreeMap<String, String>,
+    weights: &RankingWeights,
+    k: usize,
+    now: i64,
+) -> Vec<(Ranked, MatchedIn)> {
+    let mut groups: [Vec<(Ranked, MatchedIn)>; 2] = [Vec::new(), Vec::new()];
+    for (hit, matched) in hits {
+        // Each episode once, so its row can move into the ranking; a row
+        // that is missing (pending or deleted meanwhile) is never shown.
+        let Some(row) = rows.remove(&hit.episode_id) else {
+            continue;
+        };
+        let group = usize::from(matched == MatchedIn::OtherProject);
+        groups[group].push((rank(row, hit.similarity, current, weights, now), matched));
+    }
+    let mut out = Vec::with_capacity(k);
+    for mut group in groups {
+        group.sort_by(|(a, _), (b, _)| ranking::order(a, b));
+        out.extend(group.into_iter().take(k - out.len()));
+    }
+    out
 }
 
 /// Runs `POST /api/v1/search`.
@@ -278,6 +298,16 @@ pub async fn search(
     state: &AppState,
     caller: &Caller,
     request: SearchRequest,
+) -> Result<SearchResponse, ApiError> {
+    search_with(state, caller, request, Accounting::Counted).await
+}
+
+/// A search, counted or not (the admin page's searches are not).
+pub async fn search_with(
+    state: &AppState,
+    caller: &Caller,
+    request: SearchRequest,
+    accounting: Accounting,
 ) -> Result<SearchResponse, ApiError> {
     if !(1..=100).contains(&request.k) {
         return Err(ApiError::validation(
@@ -348,7 +378,10 @@ pub async fn search(
         },
     )
     .await?;
-    let ranked = rank_candidates(state, caller, hits, &current, &weights, k, false).await?;
+    let ranked = rank_candidates(
+        state, caller, hits, &current, &weights, k, false, accounting,
+    )
+    .await?;
     let results = ranked
         .into_iter()
         .map(|(r, matched_in)| SearchResult {
@@ -375,7 +408,7 @@ pub struct ReflectRequest {
     pub proposed_action: String,
     pub tool: String,
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::key_values)]
+    #[schema(schema_with = crate::api_schema::key_values)]
     pub current_state: KeyValues,
     pub project: Option<String>,
 }
@@ -468,7 +501,17 @@ pub async fn reflect(
     )
     .await?;
     let weights = RankingWeights::default();
-    let ranked = rank_candidates(state, caller, hits, &current, &weights, 5, true).await?;
+    let ranked = rank_candidates(
+        state,
+        caller,
+        hits,
+        &current,
+        &weights,
+        5,
+        true,
+        Accounting::Counted,
+    )
+    .await?;
     // The decision follows the closest stored failure.
     let closest = ranked.iter().max_by(|(a, _), (b, _)| {
         let key = |r: &Ranked| (r.demoted.is_none(), r.components.similarity);

@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
 
-use super::backend::{Operation, ToolFailure};
+use super::operation::{Operation, ToolFailure};
 
 /// How long one call may take, connection included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);

@@ -15,7 +15,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::backend::{Backend, Operation, ToolFailure};
+use super::backend::Backend;
+use super::operation::{Operation, ToolFailure};
 use crate::episodes::model::ErrorClass;
 
 /// Arguments of `record_failure`.

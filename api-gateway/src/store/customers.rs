@@ -114,6 +114,16 @@ impl Customers<'_> {
             .optional()?)
     }
 
+    /// A page of customers in creation order (`offset` rows skipped).
+    pub fn list(&self, limit: u32, offset: u64) -> Result<Vec<Customer>, StoreError> {
+        let mut statement = self.0.prepare(
+            "SELECT id, name, tier, status, created_at FROM customers
+             ORDER BY created_at, rowid LIMIT ?1 OFFSET ?2",
+        )?;
+        let rows = statement.query_map(params![limit, offset as i64], Customer::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// How many customers exist.
     pub fn count(&self) -> Result<u64, StoreError> {
         Ok(self

@@ -1,207 +1,23 @@
-//! API keys: `em_live_{key id}_{secret}`, stored as scrypt hashes with a
-//! per-key salt, looked up by key id and compared in constant time; a
-//! 5-minute cache of validated keys, invalidated at once on revoke, suspend
-//! or expiry; and the [`Authed`] extractor that turns a request's key into a
-//! [`Caller`] after checking scope and rate limit.
+//! What each endpoint requires ([`Endpoint`]) and the check every request
+//! passes: key valid (the cache, then the database), scope sufficient,
+//! within the rate limit ([`authorize`], [`Authed`]). Every refusal is
+//! audited.
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use parking_lot::Mutex;
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::caller::{Caller, Scope};
+use super::keys::{parse_key, scrypt_hash};
 use crate::error::ApiError;
 use crate::ratelimit::RateClass;
 use crate::state::AppState;
-use crate::store::{AuditEntry, AuditLog, Customer, CustomerStatus, Customers, KeyRecord, Keys};
+use crate::store::{AuditEntry, AuditLog, CustomerStatus, Customers, Keys};
 
-/// Every key starts with this.
-pub const KEY_PREFIX: &str = "em_live_";
-/// How long a validated key is trusted without asking the database.
-pub const CACHE_TTL: Duration = Duration::from_secs(300);
-/// scrypt cost: N = 2^14, r = 8, p = 1 (16 MiB, the interactive-login
-/// recommendation), 32-byte output.
-const SCRYPT_LOG_N: u8 = 14;
-
-/// What a key may do.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Read episodes, search, reflect, skills, embeddings.
-    Read,
-    /// Capture, delete, validate_fix.
-    Write,
-    /// The admin API.
-    Admin,
-    /// Only search and reflect (agents that must not write).
-    Gate,
-}
-
-impl Scope {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Write => "write",
-            Scope::Admin => "admin",
-            Scope::Gate => "gate",
-        }
-    }
-
-    /// Parses a stored or requested scope name.
-    pub fn parse(name: &str) -> Option<Scope> {
-        match name {
-            "read" => Some(Scope::Read),
-            "write" => Some(Scope::Write),
-            "admin" => Some(Scope::Admin),
-            "gate" => Some(Scope::Gate),
-            _ => None,
-        }
-    }
-}
-
-/// A request's authenticated caller.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub key_id: String,
-    pub customer: Customer,
-    pub scopes: Vec<Scope>,
-    /// A key limited to one project sees and writes only that project.
-    pub project: Option<String>,
-    /// The client's address (for the audit log).
-    pub address: Option<String>,
-}
-
-impl Caller {
-    /// Whether the key has `scope`.
-    pub fn has(&self, scope: Scope) -> bool {
-        self.scopes.contains(&scope)
-    }
-}
-
-/// A freshly generated key: the full key (shown once) and its record.
-pub struct NewKey {
-    pub api_key: String,
-    pub record: KeyRecord,
-}
-
-/// Generates a key for `customer_id`; only its salt and hash are kept.
-pub fn generate_key(
-    customer_id: &str,
-    scopes: &[Scope],
-    project: Option<String>,
-    expires_at: Option<i64>,
-    now: i64,
-) -> NewKey {
-    let mut rng = rand::rng();
-    let mut id = [0u8; 8];
-    let mut secret = [0u8; 24];
-    let mut salt = [0u8; 16];
-    rng.fill_bytes(&mut id);
-    rng.fill_bytes(&mut secret);
-    rng.fill_bytes(&mut salt);
-    let key_id = hex::encode(id);
-    let secret = hex::encode(secret);
-    let api_key = format!("{KEY_PREFIX}{key_id}_{secret}");
-    let hash = scrypt_hash(secret.as_bytes(), &salt);
-    NewKey {
-        api_key,
-        record: KeyRecord {
-            key_id,
-            customer_id: customer_id.to_owned(),
-            salt: salt.to_vec(),
-            hash,
-            scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
-            project,
-            expires_at,
-            created_at: now,
-            revoked_at: None,
-        },
-    }
-}
-
-fn scrypt_hash(secret: &[u8], salt: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; 32];
-    // The parameters are constants within scrypt's bounds, and the output
-    // length is valid: neither call can fail.
-    if let Ok(params) = scrypt::Params::new(SCRYPT_LOG_N, 8, 1, 32) {
-        let _ = scrypt::scrypt(secret, salt, &params, &mut out);
-    }
-    out
-}
-
-/// Splits `em_live_{key id}_{secret}`.
-pub fn parse_key(key: &str) -> Option<(&str, &str)> {
-    let rest = key.strip_prefix(KEY_PREFIX)?;
-    let (id, secret) = rest.split_once('_')?;
-    let hexish = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (hexish(id, 16) && hexish(secret, 48)).then_some((id, secret))
-}
-
-struct CachedKey {
-    /// SHA-256 of the whole key: a cache hit still proves the secret.
-    digest: [u8; 32],
-    caller: Caller,
-    expires_at: Option<i64>,
-    cached_at: Instant,
-}
-
-/// Validated keys by key id. The mutex guards the map only (no I/O under
-/// it); entries are removed at once when their key is revoked or their
-/// customer suspended or changed, and an entry past its key's expiry is
-/// refused on the next request.
-#[derive(Default)]
-pub struct KeyCache {
-    entries: Mutex<HashMap<String, CachedKey>>,
-}
-
-impl KeyCache {
-    /// Forgets one key.
-    pub fn invalidate_key(&self, key_id: &str) {
-        self.entries.lock().remove(key_id);
-    }
-
-    /// Forgets every key of a customer.
-    pub fn invalidate_customer(&self, customer_id: &str) {
-        self.entries
-            .lock()
-            .retain(|_, entry| entry.caller.customer.id != customer_id);
-    }
-
-    fn lookup(&self, key_id: &str, digest: &[u8; 32], now: i64) -> Option<Caller> {
-        let mut entries = self.entries.lock();
-        let entry = entries.get(key_id)?;
-        let fresh =
-            entry.cached_at.elapsed() < CACHE_TTL && entry.expires_at.is_none_or(|at| now < at);
-        if !fresh {
-            entries.remove(key_id);
-            return None;
-        }
-        bool::from(entry.digest.ct_eq(digest)).then(|| entry.caller.clone())
-    }
-
-    fn insert(&self, caller: &Caller, digest: [u8; 32], expires_at: Option<i64>) {
-        self.entries.lock().insert(
-            caller.key_id.clone(),
-            CachedKey {
-                digest,
-                caller: caller.clone(),
-                expires_at,
-                cached_at: Instant::now(),
-            },
-        );
-    }
-}
-
-/// Why a key was refused (for the audit log and the response).
 #[derive(Debug)]
 enum Refusal {
     Unauthenticated(&'static str),
@@ -413,30 +229,5 @@ async fn audit_denied(
     };
     if let Err(e) = state.store.run(move |c| AuditLog(c).append(&entry)).await {
         tracing::warn!(error = %e, "audit log write failed");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_have_the_documented_shape_and_verify_only_with_their_secret() {
-        let key = generate_key("cus_1", &[Scope::Read], None, None, 0);
-        let (id, secret) = parse_key(&key.api_key).expect("a well-formed key");
-        assert_eq!(id, key.record.key_id);
-        assert!(key.api_key.starts_with("em_live_"));
-        assert_eq!(
-            scrypt_hash(secret.as_bytes(), &key.record.salt),
-            key.record.hash
-        );
-        let mut wrong = secret.to_owned().into_bytes();
-        wrong[0] = if wrong[0] == b'a' { b'b' } else { b'a' };
-        assert_ne!(scrypt_hash(&wrong, &key.record.salt), key.record.hash);
-        // Two keys never share a salt, so equal secrets would not share a hash.
-        let other = generate_key("cus_1", &[Scope::Read], None, None, 0);
-        assert_ne!(other.record.salt, key.record.salt);
-        assert!(parse_key("em_live_zz_yy").is_none());
-        assert!(parse_key("sk-abc").is_none());
     }
 }
