@@ -8,6 +8,12 @@
 //! - `plot`: draw several result files as recall/QPS curves on one chart.
 //! - `filter`: filtered search through the storage engine, per selectivity.
 //! - `ann --storage DIR`: the `ann` sweep through the full storage engine.
+//! - `write`: write throughput through the storage engine under an fsync
+//!   policy.
+//! - `crash-writer`: internal, writes to a storage instance until killed
+//!   (the recovery measurement of `ann --storage`).
+//! - `load`: gRPC load generator for kyro-server (or the same load
+//!   in-process): search/insert/get at a target rate or flat out.
 //! - `embed`: text-embedding throughput and exactness (`kyro-embed`), in
 //!   batches or through its micro-batching service.
 //! - `cache`: replay seeded Zipf and shifting traces through KyroDB's

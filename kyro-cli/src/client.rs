@@ -11,7 +11,7 @@ use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
-use crate::error::CliError;
+use crate::error::{error_chain, CliError};
 
 /// Where to connect and as whom (the global flags).
 #[derive(Debug, Clone)]
@@ -84,21 +84,6 @@ impl Connection {
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20))
     }
-}
-
-/// An error with its sources, `a: b: c`.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let next = e.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = e.source();
-    }
-    text
 }
 
 /// The instance's dimension and metric, from Stats; `None` when the key

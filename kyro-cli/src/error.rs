@@ -154,7 +154,7 @@ pub fn is_transport_failure(status: &tonic::Status) -> bool {
 fn describe(status: &tonic::Status) -> String {
     match std::error::Error::source(status) {
         Some(source) => {
-            let chain = crate::client::error_chain(source);
+            let chain = error_chain(source);
             if status.message().contains(&chain) {
                 status.message().to_owned()
             } else {
@@ -171,4 +171,19 @@ fn hint(code: tonic::Code) -> &'static str {
         tonic::Code::PermissionDenied => "; the key lacks the scope named",
         _ => "",
     }
+}
+
+/// An error with its sources, `a: b: c`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = e.source();
+    }
+    text
 }

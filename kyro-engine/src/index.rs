@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use crate::distance::{prepare_vector, Metric};
 use crate::error::EngineError;
-use crate::hnsw::HnswParams;
+use crate::hnsw::params::HnswParams;
 
 /// Largest `k` a search may ask for.
 pub const MAX_K: usize = 10_000;

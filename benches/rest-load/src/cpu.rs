@@ -96,7 +96,8 @@ mod tests {
 
     #[test]
     fn parses_stat_with_spaces_in_the_name() {
-        let stat = "1234 (kyro gw (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3";
+        let stat =
+            "1234 (kyro gw (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3";
         assert_eq!(parse_stat(stat), Some(("kyro gw (x)".to_owned(), 3.0)));
         assert_eq!(group_name("kyro-embed-12"), "kyro-embed");
         assert_eq!(group_name("kyro-gateway"), "kyro-gateway");

@@ -32,7 +32,10 @@ use cpu::ProcessCpu;
 use workload::{Bodies, Mix, Route, TextMode};
 
 #[derive(Parser, Clone)]
-#[command(name = "kyro-rest-load", about = "REST load generator for kyro-gateway (issue 17)")]
+#[command(
+    name = "kyro-rest-load",
+    about = "REST load generator for kyro-gateway (issue 17)"
+)]
 struct Cli {
     /// The gateway, `http://host:port`.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -259,7 +262,9 @@ async fn run(cli: Cli) -> Result<()> {
         match tokio::time::timeout(left, worker).await {
             Ok(Ok(s)) => stats.merge(s),
             Ok(Err(e)) => bail!("a connection task failed: {e}"),
-            Err(_) => eprintln!("kyro-rest-load: a connection did not finish within the grace time"),
+            Err(_) => {
+                eprintln!("kyro-rest-load: a connection did not finish within the grace time")
+            }
         }
     }
 
@@ -428,7 +433,10 @@ async fn connection_loop(shared: Arc<Shared>, seed: u64) -> ConnectionStats {
                             "{} {}: {}",
                             route.name(),
                             reply.status,
-                            String::from_utf8_lossy(&reply.body).chars().take(300).collect::<String>()
+                            String::from_utf8_lossy(&reply.body)
+                                .chars()
+                                .take(300)
+                                .collect::<String>()
                         ));
                     }
                 }
@@ -438,7 +446,9 @@ async fn connection_loop(shared: Arc<Shared>, seed: u64) -> ConnectionStats {
                 if measuring {
                     *stats.errors.entry((route, 0)).or_default() += 1;
                     if stats.error_samples.len() < 2 {
-                        stats.error_samples.push(format!("{} transport: {e:#}", route.name()));
+                        stats
+                            .error_samples
+                            .push(format!("{} transport: {e:#}", route.name()));
                     }
                 }
             }
@@ -491,7 +501,11 @@ impl Report<'_> {
             let sum = self.delta(&format!("{DURATION}_sum"), &filter);
             requests += count;
             total += sum;
-            per_route_ms.push((route, count, if count > 0.0 { sum / count * 1e3 } else { 0.0 }));
+            per_route_ms.push((
+                route,
+                count,
+                if count > 0.0 { sum / count * 1e3 } else { 0.0 },
+            ));
         }
         let per = |x: f64| if requests > 0.0 { x / requests } else { 0.0 };
         let embed_sum = self.delta("gateway_embedding_seconds_sum", &[]);
@@ -538,7 +552,11 @@ impl Report<'_> {
 
     fn print(&self) {
         let s = self.stats;
-        let label = self.cli.label.clone().unwrap_or_else(|| format!("{:?}", self.cli.texts).to_lowercase());
+        let label = self
+            .cli
+            .label
+            .clone()
+            .unwrap_or_else(|| format!("{:?}", self.cli.texts).to_lowercase());
         println!(
             "\n== {label}: {} connections, {:.1} s measured, texts {:?} (universe {}, s = {}), mix {}",
             self.cli.connections, self.seconds, self.cli.texts, self.cli.universe, self.cli.zipf_s, self.cli.mix
@@ -551,7 +569,12 @@ impl Report<'_> {
         for route in Route::ALL {
             let h = &s.latency[route.index()];
             all.add(h).expect("same bounds");
-            let errors: u64 = s.errors.iter().filter(|((r, _), _)| *r == route).map(|(_, n)| n).sum();
+            let errors: u64 = s
+                .errors
+                .iter()
+                .filter(|((r, _), _)| *r == route)
+                .map(|(_, n)| n)
+                .sum();
             print_row(route.name(), h, self.seconds, errors);
         }
         print_row("all", &all, self.seconds, self.errors_total());
@@ -559,7 +582,11 @@ impl Report<'_> {
             println!("errors: none");
         } else {
             for ((route, status), n) in &s.errors {
-                let status = if *status == 0 { "transport".to_owned() } else { status.to_string() };
+                let status = if *status == 0 {
+                    "transport".to_owned()
+                } else {
+                    status.to_string()
+                };
                 println!("errors: {} {status}: {n}", route.name());
             }
             for sample in &s.error_samples {
@@ -570,7 +597,11 @@ impl Report<'_> {
             "captures: {} created (201), {} folded into an existing episode (200){}",
             s.captures_created,
             s.captures_linked,
-            if self.distinct_texts > 0 { format!("; {} distinct episodes sent", self.distinct_texts) } else { String::new() }
+            if self.distinct_texts > 0 {
+                format!("; {} distinct episodes sent", self.distinct_texts)
+            } else {
+                String::new()
+            }
         );
         println!(
             "generator CPU: {:.1} % of one core ({:.2} s over {:.1} s, {} runtime thread(s))",
@@ -615,7 +646,8 @@ impl Report<'_> {
                 "  embedding cache hit ratio: {:.3} in the window ({:.3} since start){}",
                 ratio,
                 b.cache_hit_ratio_since_start.unwrap_or(f64::NAN),
-                b.batches.map_or(String::new(), |n| format!("; {n:.0} batches"))
+                b.batches
+                    .map_or(String::new(), |n| format!("; {n:.0} batches"))
             );
         }
     }
@@ -639,7 +671,12 @@ impl Report<'_> {
         for route in Route::ALL {
             let h = &s.latency[route.index()];
             all.add(h).expect("same bounds");
-            let errors: u64 = s.errors.iter().filter(|((r, _), _)| *r == route).map(|(_, n)| n).sum();
+            let errors: u64 = s
+                .errors
+                .iter()
+                .filter(|((r, _), _)| *r == route)
+                .map(|(_, n)| n)
+                .sum();
             routes.insert(route.name().to_owned(), route_json(h, errors));
         }
         routes.insert("all".to_owned(), route_json(&all, self.errors_total()));

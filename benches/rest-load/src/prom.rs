@@ -130,7 +130,10 @@ gateway_captures_total 7 1700000000000
     #[test]
     fn sums_over_labels_and_filters() {
         let samples = parse(TEXT);
-        assert_eq!(sum(&samples, "gateway_request_duration_seconds_count", &[]), 14.0);
+        assert_eq!(
+            sum(&samples, "gateway_request_duration_seconds_count", &[]),
+            14.0
+        );
         assert_eq!(
             sum(
                 &samples,
@@ -141,6 +144,9 @@ gateway_captures_total 7 1700000000000
         );
         assert_eq!(sum(&samples, "gateway_engine_call_seconds_sum", &[]), 0.15);
         assert_eq!(sum(&samples, "missing", &[]), 0.0);
-        assert_eq!(gauge(&samples, "gateway_embedding_cache_hit_ratio"), Some(0.875));
+        assert_eq!(
+            gauge(&samples, "gateway_embedding_cache_hit_ratio"),
+            Some(0.875)
+        );
     }
 }

@@ -33,38 +33,230 @@ const VERBS: &[&str] = &[
 
 /// (package, tool, subcommand, error type, message)
 const PACKAGES: &[(&str, &str, &str, &str, &str)] = &[
-    ("numpy", "pip", "install", "ModuleNotFoundError", "No module named distutils"),
-    ("pandas", "pip", "install", "ImportError", "cannot import name 'Int64Index' from pandas"),
-    ("torch", "pip", "install", "OSError", "libcudart.so.12: cannot open shared object file"),
-    ("tensorflow", "pip", "install", "ERROR", "No matching distribution found for tensorflow"),
-    ("django", "python", "manage.py migrate", "django.db.utils.OperationalError", "could not connect to server: Connection refused"),
-    ("flask", "gunicorn", "--bind 0.0.0.0", "ImportError", "cannot import name 'escape' from jinja2"),
-    ("fastapi", "uvicorn", "app:main --reload", "pydantic.errors.PydanticUserError", "field defined on a base class was overridden"),
-    ("grpcio", "pip", "install", "error", "command 'gcc' failed with exit status 1"),
-    ("psycopg2", "pip", "install", "Error", "pg_config executable not found"),
-    ("react", "npm", "install", "npm ERR!", "ERESOLVE unable to resolve dependency tree"),
-    ("webpack", "npx", "webpack --mode production", "ModuleNotFoundError", "Module not found: Error: Can't resolve 'fs'"),
-    ("typescript", "npx", "tsc --noEmit", "error TS2307", "Cannot find module or its corresponding type declarations"),
-    ("next", "npm", "run build", "Error", "Failed to collect page data for /api/health"),
-    ("eslint", "npx", "eslint .", "Error", "Failed to load config airbnb to extend from"),
-    ("prisma", "npx", "prisma migrate deploy", "Error: P1001", "Can't reach database server at localhost"),
-    ("tokio", "cargo", "build --release", "error[E0433]", "failed to resolve: could not find main in tokio"),
-    ("openssl-sys", "cargo", "build", "error", "failed to run custom build command for openssl-sys"),
-    ("serde", "cargo", "test", "error[E0277]", "the trait bound Deserialize is not satisfied"),
-    ("rocksdb", "cargo", "build", "error", "failed to run custom build command for librocksdb-sys"),
-    ("golang.org/x/net", "go", "mod tidy", "go: error", "module declares its path as a different module"),
-    ("grpc-go", "go", "build ./...", "undefined", "grpc.WithInsecure is deprecated and removed"),
-    ("spring-boot", "gradle", "bootJar", "FAILURE", "Could not resolve org.springframework.boot:spring-boot-gradle-plugin"),
-    ("hibernate", "mvn", "package", "ERROR", "Failed to execute goal on project: Could not resolve dependencies"),
-    ("postgres", "docker", "compose up -d", "Error response from daemon", "port is already allocated"),
-    ("redis", "docker", "run", "Error response from daemon", "pull access denied, repository does not exist"),
-    ("nginx", "kubectl", "apply -f deploy.yaml", "Error from server (Forbidden)", "pods is forbidden: User cannot create resource"),
-    ("ingress-nginx", "helm", "upgrade --install", "Error: UPGRADE FAILED", "another operation is in progress"),
-    ("aws_s3_bucket", "terraform", "apply", "Error", "creating S3 Bucket: BucketAlreadyExists"),
-    ("rails", "bundle", "install", "Gem::Ext::BuildError", "ERROR: Failed to build gem native extension"),
-    ("nokogiri", "gem", "install", "ERROR", "Failed to build gem native extension (libxml2 missing)"),
-    ("libssl", "apt-get", "install -y", "E:", "Unable to locate package libssl1.1"),
-    ("cmake", "make", "-j2", "CMake Error", "Could not find a package configuration file provided by Boost"),
+    (
+        "numpy",
+        "pip",
+        "install",
+        "ModuleNotFoundError",
+        "No module named distutils",
+    ),
+    (
+        "pandas",
+        "pip",
+        "install",
+        "ImportError",
+        "cannot import name 'Int64Index' from pandas",
+    ),
+    (
+        "torch",
+        "pip",
+        "install",
+        "OSError",
+        "libcudart.so.12: cannot open shared object file",
+    ),
+    (
+        "tensorflow",
+        "pip",
+        "install",
+        "ERROR",
+        "No matching distribution found for tensorflow",
+    ),
+    (
+        "django",
+        "python",
+        "manage.py migrate",
+        "django.db.utils.OperationalError",
+        "could not connect to server: Connection refused",
+    ),
+    (
+        "flask",
+        "gunicorn",
+        "--bind 0.0.0.0",
+        "ImportError",
+        "cannot import name 'escape' from jinja2",
+    ),
+    (
+        "fastapi",
+        "uvicorn",
+        "app:main --reload",
+        "pydantic.errors.PydanticUserError",
+        "field defined on a base class was overridden",
+    ),
+    (
+        "grpcio",
+        "pip",
+        "install",
+        "error",
+        "command 'gcc' failed with exit status 1",
+    ),
+    (
+        "psycopg2",
+        "pip",
+        "install",
+        "Error",
+        "pg_config executable not found",
+    ),
+    (
+        "react",
+        "npm",
+        "install",
+        "npm ERR!",
+        "ERESOLVE unable to resolve dependency tree",
+    ),
+    (
+        "webpack",
+        "npx",
+        "webpack --mode production",
+        "ModuleNotFoundError",
+        "Module not found: Error: Can't resolve 'fs'",
+    ),
+    (
+        "typescript",
+        "npx",
+        "tsc --noEmit",
+        "error TS2307",
+        "Cannot find module or its corresponding type declarations",
+    ),
+    (
+        "next",
+        "npm",
+        "run build",
+        "Error",
+        "Failed to collect page data for /api/health",
+    ),
+    (
+        "eslint",
+        "npx",
+        "eslint .",
+        "Error",
+        "Failed to load config airbnb to extend from",
+    ),
+    (
+        "prisma",
+        "npx",
+        "prisma migrate deploy",
+        "Error: P1001",
+        "Can't reach database server at localhost",
+    ),
+    (
+        "tokio",
+        "cargo",
+        "build --release",
+        "error[E0433]",
+        "failed to resolve: could not find main in tokio",
+    ),
+    (
+        "openssl-sys",
+        "cargo",
+        "build",
+        "error",
+        "failed to run custom build command for openssl-sys",
+    ),
+    (
+        "serde",
+        "cargo",
+        "test",
+        "error[E0277]",
+        "the trait bound Deserialize is not satisfied",
+    ),
+    (
+        "rocksdb",
+        "cargo",
+        "build",
+        "error",
+        "failed to run custom build command for librocksdb-sys",
+    ),
+    (
+        "golang.org/x/net",
+        "go",
+        "mod tidy",
+        "go: error",
+        "module declares its path as a different module",
+    ),
+    (
+        "grpc-go",
+        "go",
+        "build ./...",
+        "undefined",
+        "grpc.WithInsecure is deprecated and removed",
+    ),
+    (
+        "spring-boot",
+        "gradle",
+        "bootJar",
+        "FAILURE",
+        "Could not resolve org.springframework.boot:spring-boot-gradle-plugin",
+    ),
+    (
+        "hibernate",
+        "mvn",
+        "package",
+        "ERROR",
+        "Failed to execute goal on project: Could not resolve dependencies",
+    ),
+    (
+        "postgres",
+        "docker",
+        "compose up -d",
+        "Error response from daemon",
+        "port is already allocated",
+    ),
+    (
+        "redis",
+        "docker",
+        "run",
+        "Error response from daemon",
+        "pull access denied, repository does not exist",
+    ),
+    (
+        "nginx",
+        "kubectl",
+        "apply -f deploy.yaml",
+        "Error from server (Forbidden)",
+        "pods is forbidden: User cannot create resource",
+    ),
+    (
+        "ingress-nginx",
+        "helm",
+        "upgrade --install",
+        "Error: UPGRADE FAILED",
+        "another operation is in progress",
+    ),
+    (
+        "aws_s3_bucket",
+        "terraform",
+        "apply",
+        "Error",
+        "creating S3 Bucket: BucketAlreadyExists",
+    ),
+    (
+        "rails",
+        "bundle",
+        "install",
+        "Gem::Ext::BuildError",
+        "ERROR: Failed to build gem native extension",
+    ),
+    (
+        "nokogiri",
+        "gem",
+        "install",
+        "ERROR",
+        "Failed to build gem native extension (libxml2 missing)",
+    ),
+    (
+        "libssl",
+        "apt-get",
+        "install -y",
+        "E:",
+        "Unable to locate package libssl1.1",
+    ),
+    (
+        "cmake",
+        "make",
+        "-j2",
+        "CMake Error",
+        "Could not find a package configuration file provided by Boost",
+    ),
 ];
 
 const SETTINGS: &[&str] = &[
@@ -232,9 +424,7 @@ impl Zipf {
     /// A rank index in `0..n` (0 is the most frequent).
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> usize {
         let u: f64 = rng.random();
-        self.cdf
-            .partition_point(|&c| c < u)
-            .min(self.cdf.len() - 1)
+        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1)
     }
 
     /// The probability of rank index `i`.
@@ -274,7 +464,10 @@ mod tests {
         let top: u32 = counts[..100].iter().sum();
         let expected = (1..=100).map(|k| 1.0 / k as f64).sum::<f64>() / harmonic;
         let seen = top as f64 / draws as f64;
-        assert!((seen - expected).abs() < 0.01, "top 100: {seen} vs {expected}");
+        assert!(
+            (seen - expected).abs() < 0.01,
+            "top 100: {seen} vs {expected}"
+        );
         // Every draw is in range, and the tail is reached.
         assert!(counts[5_000..].iter().any(|&c| c > 0));
     }

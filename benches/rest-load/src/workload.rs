@@ -224,7 +224,13 @@ mod tests {
     fn bodies_are_valid_json_with_the_documented_fields() {
         let e = distinct_episode(5);
         let capture: serde_json::Value = serde_json::from_slice(&body(Route::Capture, &e)).unwrap();
-        for field in ["goal", "tool_chain", "actions_taken", "error_trace", "error_class"] {
+        for field in [
+            "goal",
+            "tool_chain",
+            "actions_taken",
+            "error_trace",
+            "error_class",
+        ] {
             assert!(capture.get(field).is_some(), "{field}");
         }
         let reflect: serde_json::Value = serde_json::from_slice(&body(Route::Reflect, &e)).unwrap();

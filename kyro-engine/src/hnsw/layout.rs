@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
-use super::search::PointRows;
+use super::search::{prefetch_row, NeighborLists, PointRows};
 
 /// Value of `upper_start` for a node with no upper layers.
 const NO_UPPER: u32 = u32::MAX;
@@ -258,6 +258,19 @@ pub(crate) struct GraphLinks {
     /// that had an in-link with one: pruning a full list never orphans the
     /// node it drops.
     in_links0: Box<[AtomicU32]>,
+}
+
+impl NeighborLists for GraphLinks {
+    #[inline]
+    fn neighbors_into(&self, node: u32, level: usize, out: &mut Vec<u32>) {
+        GraphLinks::neighbors_into(self, node, level, out);
+    }
+
+    #[inline]
+    fn prefetch_layer0(&self, node: u32) {
+        let record = self.layer0_record(node);
+        prefetch_row(record.as_ptr(), std::mem::size_of_val(record));
+    }
 }
 
 impl GraphLinks {

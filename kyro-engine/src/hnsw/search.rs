@@ -5,7 +5,6 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use super::layout::GraphLinks;
 use crate::distance::{prepared_distance, Metric, ScalarQuantizer};
 use crate::index::InternalFilter;
 
@@ -41,26 +40,13 @@ pub(crate) struct GraphQuery<'a> {
 }
 
 /// Read access to a graph's neighbour lists, wherever they live: the mutable
-/// in-memory arrays ([`GraphLinks`]) or a sealed segment's mmap.
+/// in-memory arrays (`layout::GraphLinks`) or a sealed segment's mmap.
 pub(crate) trait NeighborLists {
     /// Replaces `out` with `node`'s neighbours on `level`.
     fn neighbors_into(&self, node: u32, level: usize, out: &mut Vec<u32>);
 
     /// Hints that `node`'s layer-0 list is about to be read.
     fn prefetch_layer0(&self, _node: u32) {}
-}
-
-impl NeighborLists for GraphLinks {
-    #[inline]
-    fn neighbors_into(&self, node: u32, level: usize, out: &mut Vec<u32>) {
-        GraphLinks::neighbors_into(self, node, level, out);
-    }
-
-    #[inline]
-    fn prefetch_layer0(&self, node: u32) {
-        let record = self.layer0_record(node);
-        prefetch_row(record.as_ptr(), std::mem::size_of_val(record));
-    }
 }
 
 /// How many neighbours ahead of the one being scored have their vectors

@@ -201,6 +201,7 @@ impl InstanceConfig {
             "optimizer.merge_min_segments",
             self.optimizer.merge_min_segments,
         )?;
+        positive("optimizer.build_threads", self.optimizer.build_threads)?;
         // The background threads wake up this often: zero would spin.
         positive(
             "optimizer.interval (ms)",

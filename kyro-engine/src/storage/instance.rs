@@ -1,6 +1,7 @@
 //! [`Instance`]: one storage instance — a data directory holding the
-//! namespaces of vectors of one dimension and metric — with recovery at open,
-//! the public read/write API, the background sealer/optimizer, and snapshots.
+//! namespaces of vectors of one dimension and metric — with recovery at open
+//! and the public read/write API. What it shares with tiering and the
+//! maintenance threads is in `core.rs`; the threads in `maintenance.rs`.
 //!
 //! Data directory:
 //! ```text
@@ -10,22 +11,24 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
+use crossbeam_channel::unbounded;
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
-use super::caches::{response_weight, PointCache, QueryCache, QueryKey};
+use super::caches::{response_weight, QueryKey};
 use super::config::InstanceConfig;
+use super::core::InstanceCore;
 use super::error::StorageError;
+use super::fs::remove_dir;
 use super::hot::HotSegment;
 use super::keys::{self, CF_HOT, CF_IDS, CF_META, CF_PAYLOADS, INSTANCE_KEY};
-use super::manifest::{self, segment_dir, InstanceRecord, NamespaceRecord, MANIFEST_VERSION};
+use super::maintenance::{start_background, Background};
+use super::manifest::{self, segment_dir, InstanceRecord, MANIFEST_VERSION};
 use super::namespace::{Namespace, PointState, SegmentSet};
 use super::recovery::{read_namespace_records, recover_namespace, remove_orphan_segments};
 use super::request::{
@@ -34,7 +37,7 @@ use super::request::{
 };
 use super::search::{read_point_parts, search, validate_request};
 use super::store::{Store, SyncStats};
-use super::tiering::{self, remove_dir, OptimizeReport};
+use super::tiering::{self, OptimizeReport};
 use crate::cache::{AdaptiveCache, CacheStats};
 use crate::error::EngineError;
 use crate::payload::{Filter, Payload};
@@ -64,142 +67,6 @@ pub struct InstanceStats {
     /// them (see `HnswIndex::unreachable_ids`). Always 0 for a sound
     /// instance; anything else is a bug worth an alert.
     pub unreachable_points: u64,
-}
-
-/// What every part of an instance shares.
-pub(crate) struct InstanceCore {
-    pub(crate) dir: PathBuf,
-    pub(crate) segments_dir: PathBuf,
-    pub(crate) config: InstanceConfig,
-    pub(crate) store: Store,
-    /// The instance record's counters. Held while a manifest change is
-    /// written and swapped in (sealer, optimizer, namespace create/drop,
-    /// snapshot), so that those happen one at a time.
-    pub(crate) manifest: Mutex<InstanceRecord>,
-    /// (tenant, namespace) → namespace.
-    namespaces: RwLock<HashMap<(String, String), Arc<Namespace>>>,
-    query_cache: Option<QueryCache>,
-    point_cache: Option<Arc<PointCache>>,
-    /// Namespaces whose hot segment waits for the background sealer.
-    seal_requests: Option<Sender<u32>>,
-    /// Raised when the instance closes: background merges in progress give
-    /// up (their partial output is discarded, their inputs stay), so that a
-    /// shutdown never waits for one.
-    pub(crate) stopping: AtomicBool,
-}
-
-impl InstanceCore {
-    /// A fresh segment id (persisted with the next manifest change).
-    pub(crate) fn allocate_segment_id(&self) -> u64 {
-        let mut manifest = self.manifest.lock();
-        let id = manifest.next_segment;
-        manifest.next_segment += 1;
-        id
-    }
-
-    pub(crate) fn put_instance_record(
-        &self,
-        batch: &mut WriteBatch,
-        record: &InstanceRecord,
-    ) -> Result<(), StorageError> {
-        batch.put_cf(
-            self.store.cf(CF_META),
-            INSTANCE_KEY,
-            manifest::encode(record)?,
-        );
-        Ok(())
-    }
-
-    pub(crate) fn put_namespace_record(
-        &self,
-        batch: &mut WriteBatch,
-        namespace: &Namespace,
-        segments: Vec<u64>,
-    ) -> Result<(), StorageError> {
-        let record = NamespaceRecord {
-            version: MANIFEST_VERSION,
-            tenant: namespace.tenant.clone(),
-            name: namespace.name.clone(),
-            segments,
-        };
-        batch.put_cf(
-            self.store.cf(CF_META),
-            keys::namespace_key(namespace.id),
-            manifest::encode(&record)?,
-        );
-        Ok(())
-    }
-
-    pub(crate) fn all_namespaces(&self) -> Vec<Arc<Namespace>> {
-        self.namespaces.read().values().cloned().collect()
-    }
-
-    fn namespace_by_id(&self, id: u32) -> Option<Arc<Namespace>> {
-        self.namespaces
-            .read()
-            .values()
-            .find(|n| n.id == id)
-            .cloned()
-    }
-
-    /// Seals the hot segments waiting in every namespace (the sealer's
-    /// periodic pass; requests from writers are handled as they come).
-    fn seal_all_pending(&self) {
-        for namespace in self.all_namespaces() {
-            let set = namespace.segment_set();
-            if !set.sealing.is_empty() {
-                self.seal(&namespace);
-            }
-            // The writable graph, while it takes inserts: an island the
-            // neighbour heuristic cut off is linked back (one walk of the
-            // graph; nothing to do in a sound one).
-            let relinked = set.hot.index().reconnect_unreachable();
-            if relinked > 0 {
-                tracing::warn!(
-                    tenant = %namespace.tenant,
-                    namespace = %namespace.name,
-                    relinked,
-                    "linked unreachable hot points back into the graph"
-                );
-            }
-        }
-    }
-
-    /// Seals what waits in `namespace`, logging failures.
-    fn seal(&self, namespace: &Namespace) {
-        if let Err(e) = tiering::seal_pending(self, namespace) {
-            tracing::error!(namespace = %namespace.name, error = %e, "sealing failed");
-        }
-    }
-
-    /// One optimizer pass over every namespace (the optimizer thread).
-    fn optimize_all(&self) {
-        for namespace in self.all_namespaces() {
-            if self.stopping.load(Ordering::Acquire) {
-                return;
-            }
-            match tiering::optimize(self, &namespace, false) {
-                Ok(_) => {}
-                Err(StorageError::Invalid(EngineError::Cancelled { .. })) => {
-                    tracing::info!(namespace = %namespace.name, "merge cancelled; inputs kept");
-                }
-                Err(e) => {
-                    tracing::error!(namespace = %namespace.name, error = %e, "optimizer failed");
-                }
-            }
-        }
-    }
-}
-
-/// The background threads: the sealer (seals on request, and whatever
-/// waits when it starts or wakes up) and the optimizer (merges and
-/// rewrites). They are separate so that a long merge never delays a seal:
-/// a seal that waited would leave its points to be rebuilt at the next
-/// recovery, and a crash during a merge would take every queued seal with it.
-struct Background {
-    stop: Sender<()>,
-    sealer: JoinHandle<()>,
-    optimizer: JoinHandle<()>,
 }
 
 /// A storage instance. Cheap to share behind an `Arc`; every method takes
@@ -315,7 +182,10 @@ impl Instance {
         &self.core.dir
     }
 
-    fn namespace(&self, target: NamespaceRef<'_>) -> Result<Arc<Namespace>, StorageError> {
+    pub(super) fn namespace(
+        &self,
+        target: NamespaceRef<'_>,
+    ) -> Result<Arc<Namespace>, StorageError> {
         target.validate()?;
         self.core
             .namespaces
@@ -762,13 +632,7 @@ impl Instance {
     fn stop_background(&self) {
         self.core.stopping.store(true, Ordering::Release);
         if let Some(background) = self.background.lock().take() {
-            // Dropping the sender wakes both threads' `recv(stopped)`.
-            drop(background.stop);
-            for handle in [background.sealer, background.optimizer] {
-                if handle.join().is_err() {
-                    tracing::error!("background thread panicked");
-                }
-            }
+            background.stop();
         }
     }
 }
@@ -793,57 +657,4 @@ fn namespace_info(namespace: &Namespace) -> NamespaceInfo {
         cold_bytes: set.sealed.iter().map(|s| s.file_bytes()).sum(),
         cold_segment_points: set.sealed.iter().map(|s| s.live() as u64).collect(),
     }
-}
-
-fn start_background(
-    core: Arc<InstanceCore>,
-    seal_requests: Receiver<u32>,
-) -> Result<Background, StorageError> {
-    let (stop, stopped) = bounded::<()>(0);
-    let interval = core.config.optimizer.interval;
-    let dir = core.dir.clone();
-    let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(body)
-            .map_err(|e| StorageError::io(&dir, e))
-    };
-    let sealer = {
-        let core = Arc::clone(&core);
-        let stopped = stopped.clone();
-        spawn(
-            "kyro-sealer",
-            Box::new(move || {
-                // Segments left waiting by a crash (recovery queues an
-                // over-full hot tier) are sealed first.
-                core.seal_all_pending();
-                loop {
-                    select! {
-                        recv(stopped) -> _ => break,
-                        recv(seal_requests) -> request => {
-                            let Ok(id) = request else { break };
-                            if let Some(namespace) = core.namespace_by_id(id) {
-                                core.seal(&namespace);
-                            }
-                        }
-                        default(interval) => core.seal_all_pending(),
-                    }
-                }
-            }),
-        )?
-    };
-    let optimizer = spawn(
-        "kyro-optimizer",
-        Box::new(move || loop {
-            select! {
-                recv(stopped) -> _ => break,
-                default(interval) => core.optimize_all(),
-            }
-        }),
-    )?;
-    Ok(Background {
-        stop,
-        sealer,
-        optimizer,
-    })
 }

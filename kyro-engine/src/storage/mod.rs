@@ -2,6 +2,9 @@
 //! memory and are partitioned by tenant.
 //!
 //! - [`instance`]: [`Instance`] — open/recover, the read/write API, snapshots.
+//! - `core`: what every part of an instance shares, and manifest writing.
+//! - `maintenance`: the sealer and optimizer threads.
+//! - `fs`: file-system helpers (directory fsync, removal).
 //! - [`request`]: the API's requests and answers.
 //! - [`config`]: [`InstanceConfig`] and its parts, defaults in one place.
 //! - `namespace`: one namespace's segments, live set, payload index, writes.
@@ -17,10 +20,15 @@
 
 mod caches;
 pub mod config;
+mod core;
+#[cfg(test)]
+mod durability_tests;
 pub mod error;
+mod fs;
 mod hot;
 pub mod instance;
 mod keys;
+mod maintenance;
 mod manifest;
 mod namespace;
 mod planner;

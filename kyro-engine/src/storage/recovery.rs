@@ -13,13 +13,13 @@ use rocksdb::{Direction, IteratorMode};
 use super::caches::PointCache;
 use super::config::InstanceConfig;
 use super::error::StorageError;
+use super::fs::remove_dir;
 use super::hot::HotSegment;
 use super::keys::{self, CF_HOT, CF_IDS, CF_META, CF_PAYLOADS};
 use super::manifest::{self, parse_segment_dir, segment_dir, NamespaceRecord};
 use super::namespace::{Namespace, PointState, SegmentSet};
 use super::sealed::SealedSegment;
 use super::store::Store;
-use super::tiering::remove_dir;
 use crate::error::EngineError;
 use crate::payload::{Payload, PayloadIndex};
 

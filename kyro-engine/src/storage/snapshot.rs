@@ -7,9 +7,9 @@ use std::fs;
 use std::path::Path;
 
 use super::error::StorageError;
+use super::fs::sync_dir;
 use super::instance::Instance;
 use super::manifest::segment_dir;
-use super::tiering::sync_dir;
 
 /// Name of the marker file that makes a directory a snapshot.
 const SNAPSHOT_MARKER: &str = "KYRO_SNAPSHOT";

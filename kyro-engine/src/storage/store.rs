@@ -69,7 +69,15 @@ pub(crate) struct Store {
     /// Stops the interval syncer when dropped.
     syncer_stop: Option<Sender<()>>,
     syncer: Option<JoinHandle<()>>,
+    /// Called by the group-commit leader just before its fsync: the tests'
+    /// stand-in for a slow disk (it can block until the test lets go).
+    #[cfg(test)]
+    pub(crate) before_fsync: Mutex<Option<FsyncHook>>,
 }
+
+/// See [`Store::before_fsync`].
+#[cfg(test)]
+pub(crate) type FsyncHook = Box<dyn Fn() + Send + Sync>;
 
 impl Store {
     /// Opens (or creates) the database in `path`.
@@ -122,6 +130,8 @@ impl Store {
             stats: Mutex::new(SyncStats::default()),
             syncer_stop,
             syncer,
+            #[cfg(test)]
+            before_fsync: Mutex::new(None),
         })
     }
 
@@ -186,6 +196,10 @@ impl Store {
             let covered = target - state.synced;
             state.syncing = true;
             drop(state);
+            #[cfg(test)]
+            if let Some(hook) = &*self.before_fsync.lock() {
+                hook();
+            }
             let started = Instant::now();
             let result = self.db.flush_wal(true);
             let elapsed = started.elapsed().as_secs_f64();

@@ -7,16 +7,16 @@
 //! afterwards (searches still holding them keep their mappings).
 
 use std::fs;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use rocksdb::WriteBatch;
 
+use super::core::InstanceCore;
 use super::error::StorageError;
+use super::fs::{remove_dir, sync_dir};
 use super::hot::HotSegment;
-use super::instance::InstanceCore;
 use super::keys::{self, CF_HOT};
 use super::manifest::segment_dir;
 use super::namespace::{Namespace, SegmentSet};
@@ -301,21 +301,4 @@ fn publish(
     drop(points);
     drop(manifest);
     Ok(())
-}
-
-/// Fsyncs a directory, so that renames and creations in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io(dir, e))
-}
-
-/// Removes a directory, logging (not failing) when it cannot: a leftover is
-/// an orphan that the next open removes.
-pub(crate) fn remove_dir(dir: &Path) {
-    if let Err(e) = fs::remove_dir_all(dir) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(dir = %dir.display(), error = %e, "could not remove segment directory");
-        }
-    }
 }
