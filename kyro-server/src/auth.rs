@@ -20,14 +20,26 @@ use tonic::Status;
 
 use kyro_engine::storage::request::validate_name;
 
-use crate::config::KeyEntry;
-
 /// Metadata entry a `service` key names the tenant it acts for in.
 pub const TENANT_HEADER: &str = "x-kyro-tenant";
 /// Metadata entry that may carry the key instead of `authorization`.
 pub const API_KEY_HEADER: &str = "x-kyro-api-key";
 /// The prefix of generated keys.
 pub const KEY_PREFIX: &str = "kyro_sk_";
+
+/// One API key, as configured: never the key itself, only its SHA-256.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    /// A label for logs and metrics (never the key).
+    pub name: String,
+    /// The tenant whose namespaces the key reaches.
+    pub tenant: String,
+    /// Any of `read`, `write`, `admin`, `service`.
+    pub scopes: Vec<String>,
+    /// Lower-case hex SHA-256 of the key.
+    pub sha256: String,
+}
 /// The tenant of the bootstrap admin key and of requests when auth is off.
 pub const DEFAULT_TENANT: &str = "default";
 

@@ -8,11 +8,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kyro_engine::storage::{FsyncPolicy, InstanceConfig};
+use kyro_engine::storage::{FsyncPolicy, InstanceConfig, OptimizerConfig, PlannerConfig};
 use kyro_engine::{HnswParams, Metric, Quantization};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::auth::{ApiKey, KeyEntry};
 use crate::workers::available_cores;
 
 /// The prefix of environment overrides: `KYRO__LIMITS__MAX_CONCURRENT_REQUESTS=64`
@@ -77,11 +78,13 @@ pub struct InstanceSettings {
     /// Vector dimension (fixed once the data directory exists).
     pub dim: usize,
     /// `cosine`, `dot` or `l2` (fixed once the data directory exists).
-    pub metric: String,
+    #[serde(with = "as_text")]
+    pub metric: Metric,
     /// Data directory; default `<data_dir>/<instance name>`.
     pub data_dir: Option<PathBuf>,
     /// WAL durability: `always`, `never` or `interval_ms=N`.
-    pub fsync: String,
+    #[serde(with = "as_text")]
+    pub fsync: FsyncPolicy,
     /// HNSW: neighbours per node.
     pub hnsw_m: usize,
     /// HNSW: candidate list while building.
@@ -91,7 +94,8 @@ pub struct InstanceSettings {
     /// Points a namespace's hot tier holds before it is sealed to disk.
     pub hot_max_points: usize,
     /// Cold segment traversal vectors: `i8` or `none` (always rescored in f32).
-    pub cold_quantization: String,
+    #[serde(with = "as_text")]
+    pub cold_quantization: Quantization,
     /// Byte budget of the query-result cache (0 disables it).
     pub query_cache_bytes: u64,
     /// Byte budget of the point cache (0 disables it).
@@ -104,6 +108,21 @@ pub struct InstanceSettings {
     pub merge_min_segments: usize,
     /// Cold segments with fewer live points than this take part in merges.
     pub small_segment_points: usize,
+    /// A cold segment with at least this fraction of its points deleted is
+    /// rewritten without them.
+    pub rewrite_deleted_fraction: f64,
+    /// Threads a merge or a rewrite builds its graph with (at least 1; more
+    /// takes cores from searches while it runs).
+    pub optimizer_build_threads: usize,
+    /// Planner: a namespace with fewer live points than this is always
+    /// searched exactly (recall 1.0).
+    pub exact_namespace_points: usize,
+    /// Planner: a filter matching at most this many points is answered by
+    /// an exact scan of the matches instead of a graph traversal.
+    pub exact_filter_matches: usize,
+    /// Planner: a filter matching less than this fraction of the namespace
+    /// is scanned exactly too.
+    pub exact_filter_selectivity: f64,
 }
 
 impl InstanceSettings {
@@ -113,19 +132,24 @@ impl InstanceSettings {
             listen: listen.to_owned(),
             listen_unix: None,
             dim,
-            metric: Metric::Cosine.to_string(),
+            metric: Metric::Cosine,
             data_dir: None,
-            fsync: engine.fsync.to_string(),
+            fsync: engine.fsync,
             hnsw_m: engine.hnsw.m,
             hnsw_ef_construction: engine.hnsw.ef_construction,
             default_ef: engine.default_ef,
             hot_max_points: engine.hot_max_points,
-            cold_quantization: engine.cold_quantization.to_string(),
+            cold_quantization: engine.cold_quantization,
             query_cache_bytes: engine.cache.query_cache_bytes,
             point_cache_bytes: engine.cache.point_cache_bytes,
             optimizer_interval_ms: engine.optimizer.interval.as_millis() as u64,
             merge_min_segments: engine.optimizer.merge_min_segments,
             small_segment_points: engine.optimizer.small_segment_points,
+            rewrite_deleted_fraction: engine.optimizer.rewrite_deleted_fraction,
+            optimizer_build_threads: engine.optimizer.build_threads,
+            exact_namespace_points: engine.planner.exact_namespace_points,
+            exact_filter_matches: engine.planner.exact_filter_matches,
+            exact_filter_selectivity: engine.planner.exact_filter_selectivity,
         }
     }
 }
@@ -173,20 +197,6 @@ impl Default for AuthSettings {
             keys_file: None,
         }
     }
-}
-
-/// One API key, as configured: never the key itself, only its SHA-256.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct KeyEntry {
-    /// A label for logs and metrics (never the key).
-    pub name: String,
-    /// The tenant whose namespaces the key reaches.
-    pub tenant: String,
-    /// Any of `read`, `write`, `admin`, `service`.
-    pub scopes: Vec<String>,
-    /// Lower-case hex SHA-256 of the key.
-    pub sha256: String,
 }
 
 /// Request limits and the worker pool.
@@ -272,14 +282,24 @@ pub struct TlsSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
-    pub format: String,
+    pub format: LogFormat,
     pub level: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the current span.
+    Json,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
-            format: "text".to_owned(),
+            format: LogFormat::Text,
             level: "info".to_owned(),
         }
     }
@@ -350,12 +370,12 @@ impl ServerConfig {
         for (key, value) in env_pairs.iter().chain(overrides) {
             set_path(&mut tree, key, value)?;
         }
-        let config: ServerConfig =
-            tree.try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    origin: "configuration".to_owned(),
-                    message: e.to_string(),
-                })?;
+        // The path of a value that does not fit its setting (a metric that
+        // does not exist, a number as text) names the setting in the error.
+        let config: ServerConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            invalid(key, e.into_inner().to_string())
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -440,8 +460,7 @@ impl ServerConfig {
         }
         parse_address("http.listen", &self.http.listen)?;
         for (i, key) in self.auth.keys.iter().enumerate() {
-            crate::auth::ApiKey::from_entry(key)
-                .map_err(|reason| invalid(format!("auth.keys[{i}]"), reason))?;
+            ApiKey::from_entry(key).map_err(|reason| invalid(format!("auth.keys[{i}]"), reason))?;
         }
         let limits = &self.limits;
         if limits.max_concurrent_requests == 0 {
@@ -467,9 +486,6 @@ impl ServerConfig {
             }
             _ => {}
         }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(invalid("log.format", "must be text or json"));
-        }
         Ok(())
     }
 
@@ -491,20 +507,9 @@ impl ServerConfig {
 impl InstanceSettings {
     /// The engine configuration these settings describe.
     pub fn engine_config(&self, name: &str) -> Result<InstanceConfig, ConfigError> {
-        let key = |field: &str| format!("instances.{name}.{field}");
-        let metric: Metric = self
-            .metric
-            .parse()
-            .map_err(|e| invalid(key("metric"), format!("{e}")))?;
-        let mut config = InstanceConfig::new(self.dim, metric);
-        config.fsync = self
-            .fsync
-            .parse::<FsyncPolicy>()
-            .map_err(|e| invalid(key("fsync"), e.to_string()))?;
-        config.cold_quantization = self
-            .cold_quantization
-            .parse::<Quantization>()
-            .map_err(|e| invalid(key("cold_quantization"), e.to_string()))?;
+        let mut config = InstanceConfig::new(self.dim, self.metric);
+        config.fsync = self.fsync;
+        config.cold_quantization = self.cold_quantization;
         config.hnsw = HnswParams {
             m: self.hnsw_m,
             ef_construction: self.hnsw_ef_construction,
@@ -514,13 +519,50 @@ impl InstanceSettings {
         config.hot_max_points = self.hot_max_points;
         config.cache.query_cache_bytes = self.query_cache_bytes;
         config.cache.point_cache_bytes = self.point_cache_bytes;
-        config.optimizer.interval = std::time::Duration::from_millis(self.optimizer_interval_ms);
-        config.optimizer.merge_min_segments = self.merge_min_segments;
-        config.optimizer.small_segment_points = self.small_segment_points;
+        config.optimizer = OptimizerConfig {
+            interval: std::time::Duration::from_millis(self.optimizer_interval_ms),
+            merge_min_segments: self.merge_min_segments,
+            small_segment_points: self.small_segment_points,
+            rewrite_deleted_fraction: self.rewrite_deleted_fraction,
+            build_threads: self.optimizer_build_threads,
+            ..config.optimizer
+        };
+        config.planner = PlannerConfig {
+            exact_namespace_points: self.exact_namespace_points,
+            exact_filter_matches: self.exact_filter_matches,
+            exact_filter_selectivity: self.exact_filter_selectivity,
+        };
         config
             .validate()
             .map_err(|e| invalid(format!("instances.{name}"), e.to_string()))?;
         Ok(config)
+    }
+}
+
+/// (De)serialises a setting through its `Display`/`FromStr` text, so that
+/// the file says `fsync = "interval_ms=100"` and the program holds a
+/// [`FsyncPolicy`]; a bad value is refused with the parser's message.
+mod as_text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(
+        value: &T,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T, D>(deserializer: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(de::Error::custom)
     }
 }
 
@@ -647,7 +689,7 @@ mod tests {
         let config = ServerConfig::load(Some(&file), env, &flags).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/srv/kyro"));
         assert_eq!(config.limits.max_concurrent_requests, 16);
-        assert_eq!(config.instances["text"].fsync, "always");
+        assert_eq!(config.instances["text"].fsync, FsyncPolicy::Always);
         assert_eq!(config.instances["text"].default_ef, 96);
         assert_eq!(
             config.instances["image"].dim, 512,

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kyro_server::auth::KeyEntry;
 use kyro_server::auth::{generate_key, hash_key, KeysFile};
-use kyro_server::config::{KeyEntry, ServerConfig};
+use kyro_server::config::ServerConfig;
 use kyro_server::{server, telemetry};
 
 /// mimalloc instead of glibc's allocator: request handling allocates and

@@ -1,10 +1,12 @@
 //! The `kyro.v1.Kyro` service over one engine instance.
 //!
-//! Every RPC goes through [`KyroService::handle`]: authenticate, take a
+//! Every RPC goes through [`KyroService::handle_with`]: authenticate, take a
 //! concurrency permit (or shed with RESOURCE_EXHAUSTED), apply the deadline,
 //! run the handler inside a span carrying instance, rpc, tenant and
-//! namespace, and record the outcome in metrics. Handlers check scopes,
-//! translate the request, and run engine work on the [`WorkerPool`].
+//! namespace, and record the outcome in metrics. Unary RPCs go through
+//! `KyroService::unary` on top of it — scope check, message conversion,
+//! engine work on the [`WorkerPool`], errors mapped by `status.rs` — so that
+//! each handler holds only its conversions and its engine call.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -13,7 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kyro_engine::payload::Filter;
 use kyro_engine::storage::request::{validate_name, MAX_BATCH_POINTS, MAX_SCROLL_LIMIT};
-use kyro_engine::storage::{Instance, NamespaceRef, PayloadUpdate, PointWrite, SearchRequest};
+use kyro_engine::storage::{
+    Instance, NamespaceRef, PayloadUpdate, PointWrite, SearchRequest, StorageError,
+};
 use kyro_proto::v1 as pb;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::metadata::MetadataMap;
@@ -23,7 +27,7 @@ use tracing::{Instrument, Span};
 use crate::auth::{Caller, KeyRing, Scope};
 use crate::convert::{self, invalid};
 use crate::refusals::{is_oversized_message, HandlerRan};
-use crate::status::{from_engine, from_storage};
+use crate::status::{from_engine, from_storage, RpcError};
 use crate::telemetry::{RequestMetrics, Rpc};
 use crate::workers::WorkerPool;
 
@@ -114,24 +118,9 @@ impl KyroService {
         Some(started + timeout)
     }
 
-    /// Runs one RPC: see the module documentation.
-    async fn handle<Req, Resp, F, Fut>(
-        &self,
-        rpc: Rpc,
-        namespace: &str,
-        request: Request<Req>,
-        handler: F,
-    ) -> Result<Response<Resp>, Status>
-    where
-        F: FnOnce(Arc<InstanceContext>, Call, Req) -> Fut,
-        Fut: Future<Output = Result<Resp, Status>>,
-    {
-        self.handle_with(rpc, namespace, request, DefaultDeadline::Apply, handler)
-            .await
-    }
-
-    /// [`Self::handle`] choosing whether the server's default deadline
-    /// applies when the client sets none.
+    /// Runs one RPC (see the module documentation); `default_deadline` says
+    /// whether the server's default deadline applies when the client sets
+    /// none.
     async fn handle_with<Req, Resp, F, Fut>(
         &self,
         rpc: Rpc,
@@ -345,34 +334,111 @@ fn snapshot_name(requested: String) -> Result<String, Status> {
     Ok(requested)
 }
 
+/// The namespace a request names, for its span (`""` when it names none).
+trait Addressed {
+    fn namespace(&self) -> &str {
+        ""
+    }
+}
+
+macro_rules! addressed {
+    ($($request:ty),* $(,)?) => {
+        $(impl Addressed for $request {
+            fn namespace(&self) -> &str {
+                &self.namespace
+            }
+        })*
+    };
+}
+
+addressed!(
+    pb::InsertRequest,
+    pb::GetRequest,
+    pb::BulkGetRequest,
+    pb::UpdatePayloadRequest,
+    pb::DeleteRequest,
+    pb::DeleteByFilterRequest,
+    pb::SearchRequest,
+    pb::CountRequest,
+    pb::ScrollRequest,
+    pb::DropNamespaceRequest,
+    pb::FlushRequest,
+);
+impl Addressed for pb::BatchSearchRequest {}
+impl Addressed for pb::ListNamespacesRequest {}
+impl Addressed for pb::CreateSnapshotRequest {}
+impl Addressed for pb::StatsRequest {}
+impl Addressed for pb::GetConfigRequest {}
+
+impl KyroService {
+    /// The one path of every unary RPC: [`Self::handle_with`] (auth,
+    /// admission, deadline, span, metrics), the scope check, `prepare` on the
+    /// runtime (checking and converting the message, no engine work), then
+    /// `work` on the worker pool; errors reach the wire through `status.rs`.
+    async fn unary<Req, Job, Resp>(
+        &self,
+        rpc: Rpc,
+        scope: Scope,
+        default_deadline: DefaultDeadline,
+        request: Request<Req>,
+        prepare: impl FnOnce(&InstanceContext, &Caller, Req) -> Result<Job, RpcError> + Send,
+        work: impl FnOnce(&InstanceContext, &Caller, Job) -> Result<Resp, RpcError> + Send + 'static,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: Addressed,
+        Job: Send + 'static,
+        Resp: Send + 'static,
+    {
+        let namespace = request.get_ref().namespace().to_owned();
+        self.handle_with(
+            rpc,
+            &namespace,
+            request,
+            default_deadline,
+            |ctx, call, req| async move {
+                call.caller.require(scope, rpc.name())?;
+                let job = prepare(&ctx, &call.caller, req)?;
+                let Call { caller, deadline } = call;
+                let workers = ctx.workers.clone();
+                workers
+                    .run(deadline, move || {
+                        work(&ctx, &caller, job).map_err(Status::from)
+                    })
+                    .await
+            },
+        )
+        .await
+    }
+}
+
+/// For `unary` calls whose message needs no checking before the pool.
+fn as_is<Req>(_: &InstanceContext, _: &Caller, request: Req) -> Result<Req, RpcError> {
+    Ok(request)
+}
+
 #[tonic::async_trait]
 impl pb::kyro_server::Kyro for KyroService {
     async fn insert(
         &self,
         request: Request<pb::InsertRequest>,
     ) -> Result<Response<pb::InsertResponse>, Status> {
-        let namespace = request.get_ref().namespace.clone();
-        self.handle(
+        self.unary(
             Rpc::Insert,
-            &namespace,
+            Scope::Write,
+            DefaultDeadline::Apply,
             request,
-            |ctx, call, req| async move {
-                call.caller.require(Scope::Write, "Insert")?;
+            |_, _, req| {
                 let payload = convert::payload_from_wire("payload", req.payload)?;
-                let doc_id = req.doc_id;
-                ctx.workers
-                    .clone()
-                    .run(call.deadline, move || {
-                        let point = PointWrite {
-                            doc_id,
-                            vector: req.vector,
-                            payload,
-                        };
-                        ctx.instance
-                            .insert(target(&call.caller, &req.namespace), point)
-                            .map_err(from_storage)
-                    })
-                    .await?;
+                let point = PointWrite {
+                    doc_id: req.doc_id,
+                    vector: req.vector,
+                    payload,
+                };
+                Ok((req.namespace, point))
+            },
+            |ctx, caller, (namespace, point)| {
+                let doc_id = point.doc_id;
+                ctx.instance.insert(target(caller, &namespace), point)?;
                 Ok(pb::InsertResponse { doc_id })
             },
         )
@@ -383,13 +449,15 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<Streaming<pb::BulkInsertRequest>>,
     ) -> Result<Response<pb::BulkInsertResponse>, Status> {
+        // A stream: its messages go to the pool one by one, so it does not
+        // fit `unary`; the same steps, spelled out.
         self.handle_with(
             Rpc::BulkInsert,
             "",
             request,
             DefaultDeadline::ClientOnly,
             |ctx, call, mut stream| async move {
-                call.caller.require(Scope::Write, "BulkInsert")?;
+                call.caller.require(Scope::Write, Rpc::BulkInsert.name())?;
                 let caller = Arc::new(call.caller);
                 let mut summary = pb::BulkInsertResponse::default();
                 let mut position: u64 = 0;
@@ -471,35 +539,32 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
-        let namespace = request.get_ref().namespace.clone();
-        self.handle(Rpc::Get, &namespace, request, |ctx, call, req| async move {
-            call.caller.require(Scope::Read, "Get")?;
-            let doc_id = req.doc_id;
-            let name = req.namespace.clone();
-            let found = ctx
-                .workers
-                .clone()
-                .run(call.deadline, move || {
-                    ctx.instance
-                        .get(
-                            target(&call.caller, &req.namespace),
-                            &[doc_id],
-                            req.with_vector,
-                            req.with_payload.unwrap_or(true),
-                        )
-                        .map_err(from_storage)
-                        .map(|mut records| records.pop().flatten())
-                })
-                .await?;
-            match found {
-                Some(record) => Ok(pb::GetResponse {
+        self.unary(
+            Rpc::Get,
+            Scope::Read,
+            DefaultDeadline::Apply,
+            request,
+            as_is,
+            |ctx, caller, req| {
+                let record = ctx
+                    .instance
+                    .get(
+                        target(caller, &req.namespace),
+                        &[req.doc_id],
+                        req.with_vector,
+                        req.with_payload.unwrap_or(true),
+                    )?
+                    .pop()
+                    .flatten()
+                    .ok_or(StorageError::DocNotFound {
+                        namespace: req.namespace,
+                        doc_id: req.doc_id,
+                    })?;
+                Ok(pb::GetResponse {
                     point: Some(convert::record_to_wire(record)),
-                }),
-                None => Err(Status::not_found(format!(
-                    "doc_id {doc_id} does not exist in namespace {name}"
-                ))),
-            }
-        })
+                })
+            },
+        )
         .await
     }
 
@@ -507,38 +572,30 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::BulkGetRequest>,
     ) -> Result<Response<pb::BulkGetResponse>, Status> {
-        let namespace = request.get_ref().namespace.clone();
-        self.handle(
+        self.unary(
             Rpc::BulkGet,
-            &namespace,
+            Scope::Read,
+            DefaultDeadline::Apply,
             request,
-            |ctx, call, req| async move {
-                call.caller.require(Scope::Read, "BulkGet")?;
+            |_, _, req| {
                 check_count("doc_ids", req.doc_ids.len(), MAX_BATCH_POINTS)?;
-                ctx.workers
-                    .clone()
-                    .run(call.deadline, move || {
-                        let records = ctx
-                            .instance
-                            .get(
-                                target(&call.caller, &req.namespace),
-                                &req.doc_ids,
-                                req.with_vector,
-                                req.with_payload.unwrap_or(true),
-                            )
-                            .map_err(from_storage)?;
-                        let mut response = pb::BulkGetResponse::default();
-                        for (doc_id, record) in req.doc_ids.iter().zip(records) {
-                            match record {
-                                Some(record) => {
-                                    response.points.push(convert::record_to_wire(record))
-                                }
-                                None => response.missing_doc_ids.push(*doc_id),
-                            }
-                        }
-                        Ok(response)
-                    })
-                    .await
+                Ok(req)
+            },
+            |ctx, caller, req| {
+                let records = ctx.instance.get(
+                    target(caller, &req.namespace),
+                    &req.doc_ids,
+                    req.with_vector,
+                    req.with_payload.unwrap_or(true),
+                )?;
+                let mut response = pb::BulkGetResponse::default();
+                for (doc_id, record) in req.doc_ids.iter().zip(records) {
+                    match record {
+                        Some(record) => response.points.push(convert::record_to_wire(record)),
+                        None => response.missing_doc_ids.push(*doc_id),
+                    }
+                }
+                Ok(response)
             },
         )
         .await
@@ -548,28 +605,19 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::UpdatePayloadRequest>,
     ) -> Result<Response<pb::UpdatePayloadResponse>, Status> {
-        let namespace = request.get_ref().namespace.clone();
-        self.handle(
+        self.unary(
             Rpc::UpdatePayload,
-            &namespace,
+            Scope::Write,
+            DefaultDeadline::Apply,
             request,
-            |ctx, call, req| async move {
-                call.caller.require(Scope::Write, "UpdatePayload")?;
+            |_, _, req| {
                 let mode = update_mode(req.mode)?;
                 let payload = convert::payload_from_wire("payload", req.payload)?;
-                ctx.workers
-                    .clone()
-                    .run(call.deadline, move || {
-                        ctx.instance
-                            .update_payload(
-                                target(&call.caller, &req.namespace),
-                                req.doc_id,
-                                payload,
-                                mode,
-                            )
-                            .map_err(from_storage)
-                    })
-                    .await?;
+                Ok((req.namespace, req.doc_id, payload, mode))
+            },
+            |ctx, caller, (namespace, doc_id, payload, mode)| {
+                ctx.instance
+                    .update_payload(target(caller, &namespace), doc_id, payload, mode)?;
                 Ok(pb::UpdatePayloadResponse {})
             },
         )
@@ -580,23 +628,19 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let namespace = request.get_ref().namespace.clone();
-        self.handle(
+        self.unary(
             Rpc::Delete,
-            &namespace,
+            Scope::Write,
+            DefaultDeadline::Apply,
             request,
-            |ctx, call, req| async move {
-                call.caller.require(Scope::Write, "Delete")?;
+            |_, _, req| {
                 check_count("doc_ids", req.doc_ids.len(), MAX_BATCH_POINTS)?;
+                Ok(req)
+            },
+            |ctx, caller, req| {
                 let deleted = ctx
-                    .workers
-                    .clone()
-                    .run(call.deadline, move || {
-                        ctx.instance
-                            .delete(target(&call.caller, &req.namespace), &req.doc_ids)
-                            .map_err(from_storage)
-                    })
-                    .await?;
+                    .instance
+                    .delete(target(caller, &req.namespace), &req.doc_ids)?;
                 Ok(pb::DeleteResponse {
                     deleted: deleted as u64,
                 })
@@ -609,28 +653,24 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::DeleteByFilterRequest>,
     ) -> Result<Response<pb::DeleteByFilterResponse>, Status> {
-        let namespace = request.get_ref().namespace.clone();
-        self.handle(
+        self.unary(
             Rpc::DeleteByFilter,
-            &namespace,
+            Scope::Write,
+            DefaultDeadline::Apply,
             request,
-            |ctx, call, req| async move {
-                call.caller.require(Scope::Write, "DeleteByFilter")?;
+            |_, _, req| {
                 let filter = convert::optional_filter(req.filter)?.ok_or_else(|| {
                     invalid(
                         "filter",
                         "is required (to delete everything, drop the namespace)",
                     )
                 })?;
+                Ok((req.namespace, filter))
+            },
+            |ctx, caller, (namespace, filter)| {
                 let deleted = ctx
-                    .workers
-                    .clone()
-                    .run(call.deadline, move || {
-                        ctx.instance
-                            .delete_by_filter(target(&call.caller, &req.namespace), &filter)
-                            .map_err(from_storage)
-                    })
-                    .await?;
+                    .instance
+                    .delete_by_filter(target(caller, &namespace), &filter)?;
                 Ok(pb::DeleteByFilterResponse {
                     deleted: deleted as u64,
                 })
@@ -643,21 +683,13 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
-        let namespace = request.get_ref().namespace.clone();
-        self.handle(
+        self.unary(
             Rpc::Search,
-            &namespace,
+            Scope::Read,
+            DefaultDeadline::Apply,
             request,
-            |ctx, call, req| async move {
-                call.caller.require(Scope::Read, "Search")?;
-                let search = PreparedSearch::from_wire(req)?;
-                ctx.workers
-                    .clone()
-                    .run(call.deadline, move || {
-                        search.run(&ctx.instance, &call.caller.tenant)
-                    })
-                    .await
-            },
+            |_, _, req| Ok(PreparedSearch::from_wire(req)?),
+            |ctx, caller, search| Ok(search.run(&ctx.instance, &caller.tenant)?),
         )
         .await
     }
@@ -666,36 +698,40 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::BatchSearchRequest>,
     ) -> Result<Response<pb::BatchSearchResponse>, Status> {
-        self.handle(Rpc::BatchSearch, "", request, |ctx, call, req| async move {
-            call.caller.require(Scope::Read, "BatchSearch")?;
-            if req.searches.is_empty() {
-                return Err(invalid("searches", "needs at least one search"));
-            }
-            check_count("searches", req.searches.len(), ctx.max_batch_searches)?;
-            let searches = req
-                .searches
-                .into_iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    PreparedSearch::from_wire(s).map_err(|e| prefixed(&format!("searches[{i}]"), e))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            ctx.workers
-                .clone()
-                .run(call.deadline, move || {
-                    let results = searches
-                        .iter()
-                        .enumerate()
-                        .map(|(i, search)| {
-                            search
-                                .run(&ctx.instance, &call.caller.tenant)
-                                .map_err(|e| prefixed(&format!("searches[{i}]"), e))
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok(pb::BatchSearchResponse { results })
-                })
-                .await
-        })
+        self.unary(
+            Rpc::BatchSearch,
+            Scope::Read,
+            DefaultDeadline::Apply,
+            request,
+            |ctx, _, req| {
+                if req.searches.is_empty() {
+                    return Err(invalid("searches", "needs at least one search").into());
+                }
+                check_count("searches", req.searches.len(), ctx.max_batch_searches)?;
+                let searches = req
+                    .searches
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        PreparedSearch::from_wire(s)
+                            .map_err(|e| prefixed(&format!("searches[{i}]"), e))
+                    })
+                    .collect::<Result<Vec<_>, Status>>()?;
+                Ok(searches)
+            },
+            |ctx, caller, searches| {
+                let results = searches
+                    .iter()
+                    .enumerate()
+                    .map(|(i, search)| {
+                        search
+                            .run(&ctx.instance, &caller.tenant)
+                            .map_err(|e| prefixed(&format!("searches[{i}]"), e))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(pb::BatchSearchResponse { results })
+            },
+        )
         .await
     }
 
@@ -703,23 +739,16 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::CountRequest>,
     ) -> Result<Response<pb::CountResponse>, Status> {
-        let namespace = request.get_ref().namespace.clone();
-        self.handle(
+        self.unary(
             Rpc::Count,
-            &namespace,
+            Scope::Read,
+            DefaultDeadline::Apply,
             request,
-            |ctx, call, req| async move {
-                call.caller.require(Scope::Read, "Count")?;
-                let filter = convert::optional_filter(req.filter)?;
+            |_, _, req| Ok((req.namespace, convert::optional_filter(req.filter)?)),
+            |ctx, caller, (namespace, filter)| {
                 let count = ctx
-                    .workers
-                    .clone()
-                    .run(call.deadline, move || {
-                        ctx.instance
-                            .count(target(&call.caller, &req.namespace), filter.as_ref())
-                            .map_err(from_storage)
-                    })
-                    .await?;
+                    .instance
+                    .count(target(caller, &namespace), filter.as_ref())?;
                 Ok(pb::CountResponse { count })
             },
         )
@@ -730,48 +759,43 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::ScrollRequest>,
     ) -> Result<Response<pb::ScrollResponse>, Status> {
-        let namespace = request.get_ref().namespace.clone();
-        self.handle(
+        self.unary(
             Rpc::Scroll,
-            &namespace,
+            Scope::Read,
+            DefaultDeadline::Apply,
             request,
-            |ctx, call, req| async move {
-                call.caller.require(Scope::Read, "Scroll")?;
-                let filter = convert::optional_filter(req.filter)?;
+            |_, _, mut req| {
+                let filter = convert::optional_filter(req.filter.take())?;
                 let limit = match req.limit as usize {
                     0 => DEFAULT_SCROLL_LIMIT,
                     n if n > MAX_SCROLL_LIMIT => {
                         return Err(invalid(
                             "limit",
                             format!("must be at most {MAX_SCROLL_LIMIT}, got {n}"),
-                        ))
+                        )
+                        .into())
                     }
                     n => n,
                 };
-                ctx.workers
-                    .clone()
-                    .run(call.deadline, move || {
-                        let page = ctx
-                            .instance
-                            .scroll(
-                                target(&call.caller, &req.namespace),
-                                filter.as_ref(),
-                                req.after_doc_id,
-                                limit,
-                                req.with_vector,
-                                req.with_payload.unwrap_or(true),
-                            )
-                            .map_err(from_storage)?;
-                        Ok(pb::ScrollResponse {
-                            points: page
-                                .points
-                                .into_iter()
-                                .map(convert::record_to_wire)
-                                .collect(),
-                            next_after_doc_id: page.next_after,
-                        })
-                    })
-                    .await
+                Ok((req, filter, limit))
+            },
+            |ctx, caller, (req, filter, limit)| {
+                let page = ctx.instance.scroll(
+                    target(caller, &req.namespace),
+                    filter.as_ref(),
+                    req.after_doc_id,
+                    limit,
+                    req.with_vector,
+                    req.with_payload.unwrap_or(true),
+                )?;
+                Ok(pb::ScrollResponse {
+                    points: page
+                        .points
+                        .into_iter()
+                        .map(convert::record_to_wire)
+                        .collect(),
+                    next_after_doc_id: page.next_after,
+                })
             },
         )
         .await
@@ -781,23 +805,21 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::ListNamespacesRequest>,
     ) -> Result<Response<pb::ListNamespacesResponse>, Status> {
-        self.handle(
+        self.unary(
             Rpc::ListNamespaces,
-            "",
+            Scope::Read,
+            DefaultDeadline::Apply,
             request,
-            |ctx, call, req| async move {
-                call.caller.require(Scope::Read, "ListNamespaces")?;
-                let tenant = if req.tenant == "*" {
-                    call.caller
-                        .require(Scope::Admin, "ListNamespaces of every tenant")?;
-                    None
+            |_, caller, req| {
+                if req.tenant == "*" {
+                    caller.require(Scope::Admin, "ListNamespaces of every tenant")?;
+                    Ok(None)
                 } else {
-                    Some(
-                        call.caller
-                            .tenant_for(&req.tenant, "ListNamespaces")?
-                            .to_owned(),
-                    )
-                };
+                    let tenant = caller.tenant_for(&req.tenant, Rpc::ListNamespaces.name())?;
+                    Ok(Some(tenant.to_owned()))
+                }
+            },
+            |ctx, _, tenant| {
                 let namespaces = ctx.instance.list_namespaces(tenant.as_deref());
                 Ok(pb::ListNamespacesResponse {
                     namespaces: namespaces
@@ -814,26 +836,19 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::DropNamespaceRequest>,
     ) -> Result<Response<pb::DropNamespaceResponse>, Status> {
-        let namespace = request.get_ref().namespace.clone();
-        self.handle(
+        self.unary(
             Rpc::DropNamespace,
-            &namespace,
+            Scope::Write,
+            DefaultDeadline::Apply,
             request,
-            |ctx, call, req| async move {
-                call.caller.require(Scope::Write, "DropNamespace")?;
-                let tenant = call
-                    .caller
-                    .tenant_for(&req.tenant, "DropNamespace")?
-                    .to_owned();
+            |_, caller, req| {
+                let tenant = caller.tenant_for(&req.tenant, Rpc::DropNamespace.name())?;
+                Ok((tenant.to_owned(), req.namespace))
+            },
+            |ctx, _, (tenant, namespace)| {
                 let dropped = ctx
-                    .workers
-                    .clone()
-                    .run(call.deadline, move || {
-                        ctx.instance
-                            .drop_namespace(NamespaceRef::new(&tenant, &req.namespace))
-                            .map_err(from_storage)
-                    })
-                    .await?;
+                    .instance
+                    .drop_namespace(NamespaceRef::new(&tenant, &namespace))?;
                 Ok(pb::DropNamespaceResponse { dropped })
             },
         )
@@ -844,25 +859,18 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::FlushRequest>,
     ) -> Result<Response<pb::FlushResponse>, Status> {
-        let namespace = request.get_ref().namespace.clone();
-        let client_only = DefaultDeadline::ClientOnly;
-        self.handle_with(
+        self.unary(
             Rpc::Flush,
-            &namespace,
+            Scope::Admin,
+            DefaultDeadline::ClientOnly,
             request,
-            client_only,
-            |ctx, call, req| async move {
-                call.caller.require(Scope::Admin, "Flush")?;
-                let tenant = call.caller.tenant_for(&req.tenant, "Flush")?.to_owned();
-                let sealed = ctx
-                    .workers
-                    .clone()
-                    .run(call.deadline, move || {
-                        let scope = (!req.namespace.is_empty())
-                            .then(|| NamespaceRef::new(&tenant, &req.namespace));
-                        ctx.instance.flush(scope).map_err(from_storage)
-                    })
-                    .await?;
+            |_, caller, req| {
+                let tenant = caller.tenant_for(&req.tenant, Rpc::Flush.name())?;
+                Ok((tenant.to_owned(), req.namespace))
+            },
+            |ctx, _, (tenant, namespace)| {
+                let scope = (!namespace.is_empty()).then(|| NamespaceRef::new(&tenant, &namespace));
+                let sealed = ctx.instance.flush(scope)?;
                 Ok(pb::FlushResponse {
                     segments_sealed: sealed as u64,
                 })
@@ -875,31 +883,24 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
-        let client_only = DefaultDeadline::ClientOnly;
-        self.handle_with(
+        self.unary(
             Rpc::CreateSnapshot,
-            "",
+            Scope::Admin,
+            DefaultDeadline::ClientOnly,
             request,
-            client_only,
-            |ctx, call, req| async move {
-                call.caller.require(Scope::Admin, "CreateSnapshot")?;
+            |ctx, _, req| {
                 let name = snapshot_name(req.name)?;
                 let path = ctx.snapshot_dir.join(&name);
                 if path.exists() {
                     return Err(Status::already_exists(format!(
                         "name: snapshot {name:?} already exists"
-                    )));
+                    ))
+                    .into());
                 }
-                let written = path.clone();
-                ctx.workers
-                    .clone()
-                    .run(call.deadline, move || {
-                        std::fs::create_dir_all(&ctx.snapshot_dir).map_err(|e| {
-                            Status::internal(format!("{}: {e}", ctx.snapshot_dir.display()))
-                        })?;
-                        ctx.instance.create_snapshot(&written).map_err(from_storage)
-                    })
-                    .await?;
+                Ok((name, path))
+            },
+            |ctx, _, (name, path)| {
+                ctx.instance.create_snapshot(&path)?;
                 tracing::info!(snapshot = %path.display(), "snapshot written");
                 Ok(pb::CreateSnapshotResponse {
                     name,
@@ -914,40 +915,46 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::StatsRequest>,
     ) -> Result<Response<pb::StatsResponse>, Status> {
-        self.handle(Rpc::Stats, "", request, |ctx, call, _req| async move {
-            call.caller.require(Scope::Read, "Stats")?;
-            let config = ctx.instance.config();
-            let mut response = pb::StatsResponse {
-                instance: ctx.name.clone(),
-                dim: config.dim as u32,
-                metric: config.metric.to_string(),
-                ..Default::default()
-            };
-            if call.caller.has(Scope::Admin) {
-                let stats = ctx.instance.stats();
-                response.namespaces = stats.namespaces as u64;
-                response.points = stats.points;
-                response.hot_points = stats.hot_points;
-                response.cold_segments = stats.cold_segments as u64;
-                response.cold_bytes = stats.cold_bytes;
-                response.hot_bytes = stats.hot_bytes;
-                response.query_cache = Some(convert::cache_to_wire(stats.query_cache));
-                response.point_cache = Some(convert::cache_to_wire(stats.point_cache));
-                response.fsyncs = stats.sync.fsyncs;
-                response.synced_writes = stats.sync.synced_writes;
-                response.fsync_seconds = stats.sync.fsync_seconds;
-                response.unreachable_points = stats.unreachable_points;
-            } else {
-                for info in ctx.instance.list_namespaces(Some(&call.caller.tenant)) {
-                    response.namespaces += 1;
-                    response.points += info.points;
-                    response.hot_points += info.hot_points;
-                    response.cold_segments += info.cold_segments as u64;
-                    response.cold_bytes += info.cold_bytes;
+        self.unary(
+            Rpc::Stats,
+            Scope::Read,
+            DefaultDeadline::Apply,
+            request,
+            as_is,
+            |ctx, caller, _| {
+                let config = ctx.instance.config();
+                let mut response = pb::StatsResponse {
+                    instance: ctx.name.clone(),
+                    dim: config.dim as u32,
+                    metric: config.metric.to_string(),
+                    ..Default::default()
+                };
+                if caller.has(Scope::Admin) {
+                    let stats = ctx.instance.stats();
+                    response.namespaces = stats.namespaces as u64;
+                    response.points = stats.points;
+                    response.hot_points = stats.hot_points;
+                    response.cold_segments = stats.cold_segments as u64;
+                    response.cold_bytes = stats.cold_bytes;
+                    response.hot_bytes = stats.hot_bytes;
+                    response.query_cache = Some(convert::cache_to_wire(stats.query_cache));
+                    response.point_cache = Some(convert::cache_to_wire(stats.point_cache));
+                    response.fsyncs = stats.sync.fsyncs;
+                    response.synced_writes = stats.sync.synced_writes;
+                    response.fsync_seconds = stats.sync.fsync_seconds;
+                    response.unreachable_points = stats.unreachable_points;
+                } else {
+                    for info in ctx.instance.list_namespaces(Some(&caller.tenant)) {
+                        response.namespaces += 1;
+                        response.points += info.points;
+                        response.hot_points += info.hot_points;
+                        response.cold_segments += info.cold_segments as u64;
+                        response.cold_bytes += info.cold_bytes;
+                    }
                 }
-            }
-            Ok(response)
-        })
+                Ok(response)
+            },
+        )
         .await
     }
 
@@ -955,16 +962,22 @@ impl pb::kyro_server::Kyro for KyroService {
         &self,
         request: Request<pb::GetConfigRequest>,
     ) -> Result<Response<pb::GetConfigResponse>, Status> {
-        self.handle(Rpc::GetConfig, "", request, |ctx, call, _req| async move {
-            call.caller.require(Scope::Admin, "GetConfig")?;
-            let config = ctx.instance.config();
-            Ok(pb::GetConfigResponse {
-                instance: ctx.name.clone(),
-                dim: config.dim as u32,
-                metric: config.metric.to_string(),
-                config_toml: ctx.config_toml.as_str().to_owned(),
-            })
-        })
+        self.unary(
+            Rpc::GetConfig,
+            Scope::Admin,
+            DefaultDeadline::Apply,
+            request,
+            as_is,
+            |ctx, _, _| {
+                let config = ctx.instance.config();
+                Ok(pb::GetConfigResponse {
+                    instance: ctx.name.clone(),
+                    dim: config.dim as u32,
+                    metric: config.metric.to_string(),
+                    config_toml: ctx.config_toml.as_str().to_owned(),
+                })
+            },
+        )
         .await
     }
 }

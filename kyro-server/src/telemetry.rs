@@ -11,7 +11,7 @@ use kyro_engine::storage::Instance;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::config::LogSettings;
+use crate::config::{LogFormat, LogSettings};
 
 /// Latency histogram buckets, seconds: 50 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -264,7 +264,7 @@ pub fn init_tracing(settings: &LogSettings) {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    let result = if settings.format == "json" {
+    let result = if settings.format == LogFormat::Json {
         builder.json().with_current_span(true).try_init()
     } else {
         builder.try_init()

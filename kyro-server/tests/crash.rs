@@ -384,6 +384,7 @@ async fn acknowledged_writes_stay_findable_across_repeated_kills() {
     let mut figures = Figures::default();
     let mut rng = ChaCha8Rng::seed_from_u64(15);
     let stops = kills();
+    let run_started = Instant::now();
     for stop in 0..=stops {
         let started = Instant::now();
         let server = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -437,6 +438,13 @@ async fn acknowledged_writes_stay_findable_across_repeated_kills() {
         for writer in writers {
             writer.await.unwrap();
         }
+        // Progress for the long form (a line per stop on stderr).
+        eprintln!(
+            "crash test: stop {}/{stops}, {} acknowledged writes so far, {:?} since start",
+            figures.stops,
+            model.lock().unwrap().acknowledged,
+            run_started.elapsed()
+        );
     }
     let acknowledged = model.lock().unwrap().acknowledged;
     println!(
