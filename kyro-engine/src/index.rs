@@ -83,6 +83,15 @@ impl IndexConfig {
         Ok(prepared)
     }
 
+    /// [`IndexConfig::prepare`] for a query that several indexes of this
+    /// shape will answer: validated and normalised once, then handed to each
+    /// (`search_prepared_*`) without being checked or copied again.
+    pub fn prepare_query(&self, vector: &[f32]) -> Result<PreparedQuery, EngineError> {
+        Ok(PreparedQuery {
+            vector: self.prepare(vector)?,
+        })
+    }
+
     /// Checks every field's range.
     pub fn validate(&self) -> Result<(), EngineError> {
         if self.dim == 0 || self.dim > MAX_DIM {
@@ -92,6 +101,21 @@ impl IndexConfig {
             });
         }
         self.hnsw.validate()
+    }
+}
+
+/// A query vector validated and put in the stored form (normalised for
+/// cosine) by [`IndexConfig::prepare_query`]: only indexes of the same
+/// dimension and metric may be searched with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedQuery {
+    vector: Vec<f32>,
+}
+
+impl PreparedQuery {
+    /// The prepared components.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.vector
     }
 }
 

@@ -33,7 +33,7 @@ pub use error::EngineError;
 pub use flat::FlatIndex;
 pub use hnsw::{Consolidation, HnswIndex, HnswParams};
 pub use index::{
-    IndexConfig, InternalFilter, LabelFilter, MemoryUsage, Neighbor, Quantization, SearchParams,
-    VectorIndex,
+    IndexConfig, InternalFilter, LabelFilter, MemoryUsage, Neighbor, PreparedQuery, Quantization,
+    SearchParams, VectorIndex,
 };
 pub use payload::{Filter, FilterValue, Payload, PayloadIndex, PayloadValue, Range};

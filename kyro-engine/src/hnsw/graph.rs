@@ -15,8 +15,8 @@ use super::search::{
 use crate::distance::{prepare_vector, prepared_distance, Metric, ScalarQuantizer};
 use crate::error::EngineError;
 use crate::index::{
-    IndexConfig, InternalFilter, LabelFilter, MemoryUsage, Neighbor, Quantization, SearchParams,
-    VectorIndex,
+    IndexConfig, InternalFilter, LabelFilter, MemoryUsage, Neighbor, PreparedQuery, Quantization,
+    SearchParams, VectorIndex,
 };
 
 /// Highest layer a node may be drawn on. With `m ≥ 2` the chance of reaching
@@ -652,6 +652,29 @@ impl HnswIndex {
             .collect()
     }
 
+    /// Exact distances from the prepared query to the live `candidates`
+    /// (internal slots), the `k` nearest first.
+    fn score_slots(&self, prepared: &[f32], k: usize, candidates: &[u32]) -> Vec<Neighbor> {
+        let storage = self.storage.read();
+        let points = &storage.points;
+        let slots = storage.slots_used();
+        let mut nodes: Vec<u32> = candidates
+            .iter()
+            .copied()
+            .filter(|&node| (node as usize) < slots && !points.is_deleted(node))
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let mut scored = Vec::with_capacity(nodes.len());
+        let metric = self.config.metric;
+        score_sorted(
+            nodes,
+            |node| prepared_distance(metric, prepared, points.vectors.row(node as usize)),
+            &mut scored,
+        );
+        self.finish(&storage, &mut scored, k)
+    }
+
     /// Searches with the storage lock already held; `prepared` is a validated,
     /// prepared query.
     fn search_locked(
@@ -696,12 +719,26 @@ impl HnswIndex {
         allow: Option<LabelFilter<'_>>,
     ) -> Result<Vec<Neighbor>, EngineError> {
         SearchParams::new(k, ef).validate()?;
-        let prepared = self.config.prepare(query)?;
+        let prepared = self.config.prepare_query(query)?;
+        Ok(self.search_prepared_by_label(&prepared, k, ef, allow))
+    }
+
+    /// [`HnswIndex::search_by_label`] with a query prepared for this index's
+    /// shape and `k`/`ef` already validated (the storage engine prepares a
+    /// query once for all its segments).
+    pub fn search_prepared_by_label(
+        &self,
+        query: &PreparedQuery,
+        k: usize,
+        ef: usize,
+        allow: Option<LabelFilter<'_>>,
+    ) -> Vec<Neighbor> {
+        debug_assert_eq!(query.as_slice().len(), self.config.dim);
         let storage = self.storage.read();
         let points = &storage.points;
         let by_slot = |slot: u32| allow.is_none_or(|allow| allow(points.label(slot)));
         let filter: Option<InternalFilter<'_>> = allow.map(|_| &by_slot as InternalFilter<'_>);
-        Ok(self.search_locked(&storage, &prepared, k, ef, filter))
+        self.search_locked(&storage, query.as_slice(), k, ef, filter)
     }
 
     /// Exact search over the live points with the given external ids (ids
@@ -712,13 +749,26 @@ impl HnswIndex {
         k: usize,
         labels: &mut dyn Iterator<Item = u64>,
     ) -> Result<Vec<Neighbor>, EngineError> {
+        SearchParams::new(k, k).validate()?;
+        let prepared = self.config.prepare_query(query)?;
+        Ok(self.score_prepared_labels(&prepared, k, labels))
+    }
+
+    /// [`HnswIndex::score_labels`] with a prepared query and a validated `k`.
+    pub fn score_prepared_labels(
+        &self,
+        query: &PreparedQuery,
+        k: usize,
+        labels: &mut dyn Iterator<Item = u64>,
+    ) -> Vec<Neighbor> {
+        debug_assert_eq!(query.as_slice().len(), self.config.dim);
         let slots: Vec<u32> = {
             let map = self.labels.read();
             labels
                 .filter_map(|label| map.get(&label).copied())
                 .collect()
         };
-        self.search_candidates(query, k, &slots)
+        self.score_slots(query.as_slice(), k, &slots)
     }
 
     /// The stored (prepared) vector of the live point with external id `id`.
@@ -946,24 +996,7 @@ impl VectorIndex for HnswIndex {
     ) -> Result<Vec<Neighbor>, EngineError> {
         SearchParams::new(k, k).validate()?;
         let prepared = self.config.prepare(query)?;
-        let storage = self.storage.read();
-        let points = &storage.points;
-        let slots = storage.slots_used();
-        let mut nodes: Vec<u32> = candidates
-            .iter()
-            .copied()
-            .filter(|&node| (node as usize) < slots && !points.is_deleted(node))
-            .collect();
-        nodes.sort_unstable();
-        nodes.dedup();
-        let mut scored = Vec::with_capacity(nodes.len());
-        let metric = self.config.metric;
-        score_sorted(
-            nodes,
-            |node| prepared_distance(metric, &prepared, points.vectors.row(node as usize)),
-            &mut scored,
-        );
-        Ok(self.finish(&storage, &mut scored, k))
+        Ok(self.score_slots(&prepared, k, candidates))
     }
 
     fn internal_id(&self, id: u64) -> Option<u32> {

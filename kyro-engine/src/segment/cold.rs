@@ -19,7 +19,9 @@ use crate::hnsw::search::{
     SearchScratch,
 };
 use crate::hnsw::{GraphExport, HnswIndex};
-use crate::index::{keep_k_nearest, InternalFilter, LabelFilter, Neighbor, SearchParams};
+use crate::index::{
+    keep_k_nearest, IndexConfig, InternalFilter, LabelFilter, Neighbor, PreparedQuery, SearchParams,
+};
 
 const GRAPH_FILE: &str = "graph.hnsw";
 const VECTORS_F32_FILE: &str = "vectors.f32";
@@ -270,8 +272,8 @@ impl ColdSegment {
         params: &SearchParams<'_>,
     ) -> Result<Vec<Neighbor>, EngineError> {
         params.validate()?;
-        let prepared = self.prepare(query)?;
-        Ok(self.search_prepared(&prepared, params.k, params.ef, params.filter))
+        let prepared = self.prepare_query(query)?;
+        Ok(self.search_prepared(prepared.as_slice(), params.k, params.ef, params.filter))
     }
 
     /// Like [`ColdSegment::search_with`], with the filter over external ids
@@ -284,13 +286,27 @@ impl ColdSegment {
         allow: Option<LabelFilter<'_>>,
     ) -> Result<Vec<Neighbor>, EngineError> {
         SearchParams::new(k, ef).validate()?;
-        let prepared = self.prepare(query)?;
+        let prepared = self.prepare_query(query)?;
+        Ok(self.search_prepared_by_label(&prepared, k, ef, allow))
+    }
+
+    /// [`ColdSegment::search_by_label`] with a query prepared for this
+    /// segment's shape and `k`/`ef` already validated (the storage engine
+    /// prepares a query once for all its segments).
+    pub fn search_prepared_by_label(
+        &self,
+        query: &PreparedQuery,
+        k: usize,
+        ef: usize,
+        allow: Option<LabelFilter<'_>>,
+    ) -> Vec<Neighbor> {
+        debug_assert_eq!(query.as_slice().len(), self.dim);
         let ids = self.ids();
         let by_slot = |slot: u32| {
             allow.is_none_or(|allow| ids.get(slot as usize).is_some_and(|&id| allow(id)))
         };
         let filter: Option<InternalFilter<'_>> = allow.map(|_| &by_slot as InternalFilter<'_>);
-        Ok(self.search_prepared(&prepared, k, ef, filter))
+        self.search_prepared(query.as_slice(), k, ef, filter)
     }
 
     /// Exact distances from `query` to the live points in `slots`, the `k`
@@ -308,7 +324,19 @@ impl ColdSegment {
         slots: &mut dyn Iterator<Item = u32>,
     ) -> Result<Vec<Neighbor>, EngineError> {
         SearchParams::new(k, k).validate()?;
-        let prepared = self.prepare(query)?;
+        let prepared = self.prepare_query(query)?;
+        Ok(self.score_prepared_slots(&prepared, k, slots))
+    }
+
+    /// [`ColdSegment::score_slots`] with a prepared query and a validated `k`.
+    pub fn score_prepared_slots(
+        &self,
+        query: &PreparedQuery,
+        k: usize,
+        slots: &mut dyn Iterator<Item = u32>,
+    ) -> Vec<Neighbor> {
+        debug_assert_eq!(query.as_slice().len(), self.dim);
+        let prepared = query.as_slice();
         let live: Vec<u32> = slots
             .filter(|&slot| (slot as usize) < self.nodes && !self.is_deleted_bit(slot))
             .collect();
@@ -318,7 +346,7 @@ impl ColdSegment {
             Some(quantizer)
                 if self.quantized.is_some() && live.len() > rescored * SMALL_SCAN_FACTOR =>
             {
-                let query_i8 = quantizer.quantize(&prepared);
+                let query_i8 = quantizer.quantize(prepared);
                 let mut ranked: Vec<Candidate> = live
                     .iter()
                     .map(|&slot| Candidate {
@@ -331,14 +359,14 @@ impl ColdSegment {
                 keep_nearest_candidates(&mut ranked, rescored);
                 for candidate in &mut ranked {
                     candidate.distance =
-                        self.rescore_distance(self.metric, &prepared, candidate.node);
+                        self.rescore_distance(self.metric, prepared, candidate.node);
                 }
                 ranked
             }
             _ => live
                 .iter()
                 .map(|&slot| Candidate {
-                    distance: prepared_distance(self.metric, &prepared, self.f32_row(slot)),
+                    distance: prepared_distance(self.metric, prepared, self.f32_row(slot)),
                     node: slot,
                 })
                 .collect(),
@@ -354,7 +382,7 @@ impl ColdSegment {
             })
             .collect();
         keep_k_nearest(&mut nearest, k);
-        Ok(nearest)
+        nearest
     }
 
     /// Number of slots (live and deleted) in the segment.
@@ -403,10 +431,10 @@ impl ColdSegment {
         self.ids.section(0, self.nodes).unwrap_or_default()
     }
 
-    fn prepare(&self, query: &[f32]) -> Result<Vec<f32>, EngineError> {
-        let mut prepared = Vec::with_capacity(self.dim);
-        crate::distance::prepare_vector(self.metric, self.dim, query, &mut prepared)?;
-        Ok(prepared)
+    /// The query in this segment's stored form (what
+    /// [`IndexConfig::prepare_query`] does for an index of this shape).
+    fn prepare_query(&self, query: &[f32]) -> Result<PreparedQuery, EngineError> {
+        IndexConfig::new(self.dim, self.metric).prepare_query(query)
     }
 
     fn search_prepared(

@@ -9,7 +9,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::config::InstanceConfig;
 use crate::error::EngineError;
 use crate::hnsw::HnswIndex;
-use crate::index::{LabelFilter, Neighbor, VectorIndex};
+use crate::index::VectorIndex;
 
 /// One hot segment: an HNSW graph whose labels are point ids, and the doc id
 /// of every point it ever held.
@@ -116,28 +116,6 @@ impl HotSegment {
     /// The graph, for sealing.
     pub(crate) fn index(&self) -> &HnswIndex {
         &self.index
-    }
-
-    /// Graph search; neighbour ids are point ids.
-    pub(crate) fn search(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        allow: Option<LabelFilter<'_>>,
-    ) -> Result<Vec<Neighbor>, EngineError> {
-        self.index.search_by_label(query, k, ef, allow)
-    }
-
-    /// Exact search over the given points (those not here are skipped).
-    pub(crate) fn score(
-        &self,
-        query: &[f32],
-        k: usize,
-        points: &mut dyn Iterator<Item = u32>,
-    ) -> Result<Vec<Neighbor>, EngineError> {
-        self.index
-            .score_labels(query, k, &mut points.map(u64::from))
     }
 
     /// Point ids of live points that the graph search cannot reach (one

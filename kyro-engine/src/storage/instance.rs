@@ -35,7 +35,7 @@ use super::request::{
     NamespaceInfo, NamespaceRef, PayloadUpdate, PointRecord, PointWrite, ScrollPage, SearchRequest,
     SearchResponse, MAX_SCROLL_LIMIT,
 };
-use super::search::{read_point_parts, search, validate_request};
+use super::search::{prepare_search, read_point_parts, search};
 use super::store::{Store, SyncStats};
 use super::tiering::{self, OptimizeReport};
 use crate::cache::{AdaptiveCache, CacheStats};
@@ -373,17 +373,17 @@ impl Instance {
         target: NamespaceRef<'_>,
         request: &SearchRequest<'_>,
     ) -> Result<SearchResponse, StorageError> {
-        let ef = validate_request(&self.core.config, request)?;
+        let prepared = prepare_search(&self.core.config, request)?;
         let namespace = self.namespace(target)?;
         let key = self.core.query_cache.as_ref().map(|_| QueryKey {
             namespace: namespace.id,
             generation: namespace.generation(),
             k: request.k,
-            ef,
+            ef: prepared.ef,
             min_score: request.min_score.map(f32::to_bits),
             with_payload: request.with_payload,
             with_vector: request.with_vector,
-            filter: request.filter.map(Filter::encode).unwrap_or_default(),
+            filter: prepared.filter_key.clone(),
             query: request.vector.iter().map(|x| x.to_bits()).collect(),
         });
         if let (Some(cache), Some(key)) = (&self.core.query_cache, &key) {
@@ -398,8 +398,7 @@ impl Instance {
             &self.core.config,
             &namespace,
             self.core.point_cache.as_deref(),
-            request,
-            ef,
+            &prepared,
         )?;
         if let (Some(cache), Some(key)) = (&self.core.query_cache, key) {
             let weight = response_weight(&key, &response);
@@ -453,7 +452,8 @@ impl Instance {
         let points = namespace.points.read();
         // Through the namespace's filter-result cache: the pages of one
         // scroll share a filter, and evaluate it once while nothing changes.
-        let allowed: Option<Arc<RoaringBitmap>> = filter.map(|f| namespace.matching(&points, f));
+        let allowed: Option<Arc<RoaringBitmap>> =
+            filter.map(|f| namespace.matching(&points, f, &f.encode()));
         let universe = allowed.as_deref().unwrap_or(&points.live);
         let set = namespace.segment_set();
         let start_key = keys::doc_key(namespace.id, start);

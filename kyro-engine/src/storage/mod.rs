@@ -10,7 +10,8 @@
 //! - `namespace`: one namespace's segments, live set, payload index, writes.
 //! - `search`: the read path, fanned out over segments and merged.
 //! - `planner`: exact scan or graph traversal, per query.
-//! - `hot` / `sealed`: the in-memory hot segment and the mmap'd cold segment.
+//! - `segment`: the [`Segment`](segment) trait both tiers implement;
+//!   `hot` / `sealed`: the in-memory hot segment and the mmap'd cold segment.
 //! - `tiering`: sealing hot segments, merging and rewriting cold ones.
 //! - `recovery`: rebuilding namespaces at open; `snapshot`: snapshots.
 //! - `store`: RocksDB and the group-commit path; `keys`: its key layout;
@@ -36,6 +37,7 @@ mod recovery;
 pub mod request;
 mod sealed;
 mod search;
+mod segment;
 mod snapshot;
 mod store;
 mod tiering;

@@ -31,6 +31,7 @@ use super::hot::HotSegment;
 use super::keys::{self, CF_HOT, CF_IDS, CF_PAYLOADS};
 use super::request::{PayloadUpdate, PointWrite, MAX_BATCH_POINTS};
 use super::sealed::SealedSegment;
+use super::segment::{Segment, Tier};
 use super::store::{Store, WriteTicket};
 use crate::error::EngineError;
 use crate::payload::{Filter, Payload, PayloadIndex};
@@ -51,36 +52,32 @@ impl SegmentSet {
         std::iter::once(&self.hot).chain(self.sealing.iter())
     }
 
+    /// Every segment, whatever its tier: the hot ones (writable first),
+    /// then the cold ones, oldest first.
+    pub(crate) fn segments(&self) -> impl Iterator<Item = &dyn Segment> {
+        self.hot_segments()
+            .map(|hot| hot.as_ref() as &dyn Segment)
+            .chain(self.sealed.iter().map(|s| s.as_ref() as &dyn Segment))
+    }
+
     /// Marks `point` deleted in whichever segment holds it.
     fn mark_deleted(&self, point: u32) {
-        for hot in self.hot_segments() {
-            if hot.delete(point) {
-                return;
-            }
-        }
-        if let Some(segment) = self.sealed.iter().find(|s| s.contains(point)) {
-            segment.add_masked();
-        }
+        let _ = self.segments().any(|segment| segment.mark_deleted(point));
     }
 
     /// The doc id of `point`, wherever it is.
     pub(crate) fn doc_of(&self, point: u32) -> Option<u64> {
-        self.hot_segments()
-            .find_map(|hot| hot.doc_of(point))
-            .or_else(|| self.sealed.iter().find_map(|s| s.doc_of(point)))
+        self.segments().find_map(|segment| segment.doc_of(point))
     }
 
     /// The stored vector of live `point`, and whether it came from the cold
     /// tier.
     pub(crate) fn vector_of(&self, point: u32) -> Option<(Vec<f32>, bool)> {
-        self.hot_segments()
-            .find_map(|hot| hot.vector_of(point))
-            .map(|v| (v, false))
-            .or_else(|| {
-                self.sealed
-                    .iter()
-                    .find_map(|s| s.vector_of(point).map(|v| (v.to_vec(), true)))
-            })
+        self.segments().find_map(|segment| {
+            segment
+                .vector_of(point)
+                .map(|vector| (vector, segment.tier() == Tier::Cold))
+        })
     }
 }
 
@@ -186,9 +183,15 @@ impl Namespace {
 
     /// The live points matching `filter`. The caller holds the `points` read
     /// lock (`state`), so the generation read here matches the state.
-    pub(crate) fn matching(&self, state: &PointState, filter: &Filter) -> Arc<RoaringBitmap> {
+    /// `key` is the filter's canonical encoding ([`Filter::encode`]), which
+    /// the caller already has.
+    pub(crate) fn matching(
+        &self,
+        state: &PointState,
+        filter: &Filter,
+        key: &[u8],
+    ) -> Arc<RoaringBitmap> {
         let generation = self.generation();
-        let key = filter.encode();
         {
             let mut results = self.filter_results.lock();
             if let Some(at) = results
@@ -209,7 +212,7 @@ impl Namespace {
         }
         results.push(FilterResult {
             generation,
-            filter: key,
+            filter: key.to_vec(),
             points: Arc::clone(&points),
         });
         points
@@ -574,7 +577,7 @@ impl Namespace {
             None => points.live.len(),
             Some(filter) => {
                 filter.validate()?;
-                self.matching(&points, filter).len()
+                self.matching(&points, filter, &filter.encode()).len()
             }
         })
     }
@@ -584,17 +587,13 @@ impl Namespace {
     /// graphs. Walks every hot graph; cold segments were walked at open.
     pub(crate) fn unreachable_points(&self) -> u64 {
         let set = self.segment_set();
-        let hot: Vec<u32> = set
-            .hot_segments()
-            .flat_map(|hot| hot.unreachable_points())
+        let unreachable: Vec<u32> = set
+            .segments()
+            .flat_map(|segment| segment.unreachable_points())
             .collect();
         let points = self.points.read();
-        let cold = set
-            .sealed
-            .iter()
-            .flat_map(|s| s.unreachable_points().iter().copied());
-        hot.into_iter()
-            .chain(cold)
+        unreachable
+            .into_iter()
             .filter(|&point| points.live.contains(point))
             .count() as u64
     }

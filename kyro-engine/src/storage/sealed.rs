@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::error::StorageError;
 use super::hot::HotSegment;
-use crate::error::EngineError;
-use crate::index::{LabelFilter, Neighbor};
 use crate::segment::file::{write_file, MappedFile};
 use crate::segment::{ColdSegment, FileKind, SegmentError};
 
@@ -188,30 +186,20 @@ impl SealedSegment {
         self.cold.file_bytes() + self.table.payload().len() as u64
     }
 
-    /// Graph search; neighbour ids are point ids.
-    pub(crate) fn search(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        allow: Option<LabelFilter<'_>>,
-    ) -> Result<Vec<Neighbor>, EngineError> {
-        self.cold.search_by_label(query, k, ef, allow)
+    /// The segment's graph and vectors.
+    pub(crate) fn cold(&self) -> &ColdSegment {
+        &self.cold
     }
 
-    /// Exact search over the given points (those not here are skipped).
-    /// Points in ascending order (a bitmap's) are looked up by galloping
-    /// forward through the sorted point table instead of a binary search
-    /// each.
-    pub(crate) fn score(
-        &self,
-        query: &[f32],
-        k: usize,
-        points: &mut dyn Iterator<Item = u32>,
-    ) -> Result<Vec<Neighbor>, EngineError> {
+    /// The slots of `points` (those not here are skipped). Points in
+    /// ascending order (a bitmap's) are looked up by galloping forward
+    /// through the sorted point table instead of a binary search each.
+    pub(crate) fn slots_of<'a>(
+        &'a self,
+        points: &'a mut dyn Iterator<Item = u32>,
+    ) -> impl Iterator<Item = u32> + 'a {
         let mut lookup = AscendingLookup::new(self.entries());
-        let mut slots = points.filter_map(|point| u32::try_from(lookup.find(point)?[1]).ok());
-        self.cold.score_slots(query, k, &mut slots)
+        points.filter_map(move |point| u32::try_from(lookup.find(point)?[1]).ok())
     }
 }
 

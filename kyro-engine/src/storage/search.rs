@@ -14,15 +14,28 @@ use super::planner::plan;
 use super::request::{score_of, QueryPlan, SearchHit, SearchRequest, SearchResponse};
 use super::store::Store;
 use crate::error::EngineError;
-use crate::index::{LabelFilter, Neighbor, SearchParams, MAX_EF};
+use crate::index::{LabelFilter, Neighbor, PreparedQuery, SearchParams, MAX_EF};
 use crate::payload::Payload;
 
-/// Checks a search request's fields; returns the effective `ef`.
-pub(crate) fn validate_request(
+/// A search request checked and prepared once for every segment it visits:
+/// the query validated and put in the stored form (normalised for cosine),
+/// `ef` resolved, the filter validated and encoded (its key in the
+/// filter-result and query caches).
+pub(crate) struct PreparedSearch<'r> {
+    pub(crate) request: &'r SearchRequest<'r>,
+    pub(crate) query: PreparedQuery,
+    /// The effective breadth: the request's or the default, at least `k`.
+    pub(crate) ef: usize,
+    /// Canonical encoding of the filter (empty without one).
+    pub(crate) filter_key: Vec<u8>,
+}
+
+/// Checks a search request's fields and prepares it ([`PreparedSearch`]).
+pub(crate) fn prepare_search<'r>(
     config: &InstanceConfig,
-    request: &SearchRequest<'_>,
-) -> Result<usize, EngineError> {
-    config.index_config().prepare(request.vector)?;
+    request: &'r SearchRequest<'r>,
+) -> Result<PreparedSearch<'r>, EngineError> {
+    let query = config.index_config().prepare_query(request.vector)?;
     let ef = request.ef.unwrap_or(config.default_ef);
     if ef == 0 || ef > MAX_EF {
         return Err(EngineError::InvalidParameter {
@@ -39,56 +52,54 @@ pub(crate) fn validate_request(
             });
         }
     }
-    if let Some(filter) = request.filter {
-        filter.validate()?;
-    }
-    Ok(ef.max(request.k))
+    let filter_key = match request.filter {
+        Some(filter) => {
+            filter.validate()?;
+            filter.encode()
+        }
+        None => Vec::new(),
+    };
+    Ok(PreparedSearch {
+        request,
+        query,
+        ef: ef.max(request.k),
+        filter_key,
+    })
 }
 
-/// Answers `request` over the namespace's current segments. The request has
-/// been validated ([`validate_request`]).
+/// Answers a prepared search over the namespace's current segments.
 pub(crate) fn search(
     store: &Store,
     config: &InstanceConfig,
     namespace: &Namespace,
     point_cache: Option<&PointCache>,
-    request: &SearchRequest<'_>,
-    ef: usize,
+    prepared: &PreparedSearch<'_>,
 ) -> Result<SearchResponse, StorageError> {
+    let request = prepared.request;
     let set = namespace.segment_set();
     let points = namespace.points.read();
     let allowed: Option<Arc<RoaringBitmap>> = request
         .filter
-        .map(|filter| namespace.matching(&points, filter));
+        .map(|filter| namespace.matching(&points, filter, &prepared.filter_key));
     let live = points.live.len();
     let candidates = allowed.as_ref().map_or(live, |a| a.len());
     let chosen = plan(&config.planner, live, allowed.as_ref().map(|a| a.len()));
     let universe: &RoaringBitmap = allowed.as_deref().unwrap_or(&points.live);
-    let k = request.k;
-    let query = request.vector;
+    let (k, ef, query) = (request.k, prepared.ef, &prepared.query);
 
     let mut found: Vec<Neighbor> = Vec::new();
     match chosen {
         QueryPlan::Exact => {
-            for hot in set.hot_segments() {
-                found.extend(hot.score(query, k, &mut universe.iter())?);
-            }
-            for segment in &set.sealed {
-                found.extend(segment.score(query, k, &mut universe.iter())?);
+            for segment in set.segments() {
+                found.extend(segment.score(query, k, &mut universe.iter()));
             }
         }
         QueryPlan::Graph => {
             let allow_fn = |label: u64| u32::try_from(label).is_ok_and(|p| universe.contains(p));
             let allow: LabelFilter<'_> = &allow_fn;
-            for hot in set.hot_segments() {
-                // Hot graphs tombstone their own deletes; only a filter
-                // needs checking there.
-                let filter = allowed.as_ref().map(|_| allow);
-                found.extend(hot.search(query, k, ef, filter)?);
-            }
-            for segment in &set.sealed {
-                let filter = (allowed.is_some() || segment.masked() > 0).then_some(allow);
-                found.extend(segment.search(query, k, ef, filter)?);
+            for segment in set.segments() {
+                let checked = allowed.is_some() || segment.needs_live_filter();
+                found.extend(segment.search(query, k, ef, checked.then_some(allow)));
             }
         }
     }

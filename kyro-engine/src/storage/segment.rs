@@ -1,0 +1,162 @@
+//! [`Segment`]: what a namespace asks of one of its segments, whichever
+//! tier it is in. The hot segment ([`HotSegment`], in memory, taking writes)
+//! and the sealed one ([`SealedSegment`], mmap'd, immutable) implement it, so
+//! that the read path, deletes, point lookups and the health checks fan out
+//! over a namespace's segments once (`SegmentSet::segments`). Tiering keeps
+//! the concrete types: sealing consumes a hot segment and writes a sealed one.
+
+use super::hot::HotSegment;
+use super::sealed::SealedSegment;
+use crate::index::{LabelFilter, Neighbor, PreparedQuery};
+
+/// Where a segment lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tier {
+    /// In memory; deletes are tombstones inside its graph.
+    Hot,
+    /// Memory-mapped files; deletes are masked by the namespace's live set.
+    Cold,
+}
+
+/// One segment of a namespace. Neighbour ids are the namespace's point ids;
+/// queries are prepared once per request for the instance's shape, and `k`
+/// and `ef` are validated before they get here.
+pub(crate) trait Segment: Send + Sync {
+    fn tier(&self) -> Tier;
+
+    /// The `k` nearest points by graph traversal, limited to `allow` when
+    /// given.
+    fn search(
+        &self,
+        query: &PreparedQuery,
+        k: usize,
+        ef: usize,
+        allow: Option<LabelFilter<'_>>,
+    ) -> Vec<Neighbor>;
+
+    /// The `k` nearest of `points` by exact distance (points not here are
+    /// skipped).
+    fn score(
+        &self,
+        query: &PreparedQuery,
+        k: usize,
+        points: &mut dyn Iterator<Item = u32>,
+    ) -> Vec<Neighbor>;
+
+    /// Whether a graph search must be given the live set even without a
+    /// filter: the segment holds points deleted since it was made that its
+    /// graph does not know about.
+    fn needs_live_filter(&self) -> bool;
+
+    /// The doc id `point` was written for (deleted points included while
+    /// the segment still holds them).
+    fn doc_of(&self, point: u32) -> Option<u64>;
+
+    /// The stored (prepared) vector of `point`.
+    fn vector_of(&self, point: u32) -> Option<Vec<f32>>;
+
+    /// Records the delete of `point`; false when the point is not here.
+    fn mark_deleted(&self, point: u32) -> bool;
+
+    /// Point ids of this segment that its graph search cannot reach
+    /// (deleted ones may be included; the caller masks them).
+    fn unreachable_points(&self) -> Vec<u32>;
+}
+
+impl Segment for HotSegment {
+    fn tier(&self) -> Tier {
+        Tier::Hot
+    }
+
+    fn search(
+        &self,
+        query: &PreparedQuery,
+        k: usize,
+        ef: usize,
+        allow: Option<LabelFilter<'_>>,
+    ) -> Vec<Neighbor> {
+        self.index().search_prepared_by_label(query, k, ef, allow)
+    }
+
+    fn score(
+        &self,
+        query: &PreparedQuery,
+        k: usize,
+        points: &mut dyn Iterator<Item = u32>,
+    ) -> Vec<Neighbor> {
+        self.index()
+            .score_prepared_labels(query, k, &mut points.map(u64::from))
+    }
+
+    fn needs_live_filter(&self) -> bool {
+        // The graph tombstones its own deletes.
+        false
+    }
+
+    fn doc_of(&self, point: u32) -> Option<u64> {
+        HotSegment::doc_of(self, point)
+    }
+
+    fn vector_of(&self, point: u32) -> Option<Vec<f32>> {
+        HotSegment::vector_of(self, point)
+    }
+
+    fn mark_deleted(&self, point: u32) -> bool {
+        self.delete(point)
+    }
+
+    fn unreachable_points(&self) -> Vec<u32> {
+        HotSegment::unreachable_points(self)
+    }
+}
+
+impl Segment for SealedSegment {
+    fn tier(&self) -> Tier {
+        Tier::Cold
+    }
+
+    fn search(
+        &self,
+        query: &PreparedQuery,
+        k: usize,
+        ef: usize,
+        allow: Option<LabelFilter<'_>>,
+    ) -> Vec<Neighbor> {
+        self.cold().search_prepared_by_label(query, k, ef, allow)
+    }
+
+    fn score(
+        &self,
+        query: &PreparedQuery,
+        k: usize,
+        points: &mut dyn Iterator<Item = u32>,
+    ) -> Vec<Neighbor> {
+        let mut slots = self.slots_of(points);
+        self.cold().score_prepared_slots(query, k, &mut slots)
+    }
+
+    fn needs_live_filter(&self) -> bool {
+        self.masked() > 0
+    }
+
+    fn doc_of(&self, point: u32) -> Option<u64> {
+        SealedSegment::doc_of(self, point)
+    }
+
+    fn vector_of(&self, point: u32) -> Option<Vec<f32>> {
+        SealedSegment::vector_of(self, point).map(<[f32]>::to_vec)
+    }
+
+    fn mark_deleted(&self, point: u32) -> bool {
+        if self.contains(point) {
+            self.add_masked();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn unreachable_points(&self) -> Vec<u32> {
+        SealedSegment::unreachable_points(self).to_vec()
+    }
+}
