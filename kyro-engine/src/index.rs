@@ -83,11 +83,12 @@ impl IndexConfig {
         Ok(prepared)
     }
 
-    /// [`IndexConfig::prepare`] for a query that several indexes of this
-    /// shape will answer: validated and normalised once, then handed to each
-    /// (`search_prepared_*`) without being checked or copied again.
-    pub fn prepare_query(&self, vector: &[f32]) -> Result<PreparedQuery, EngineError> {
-        Ok(PreparedQuery {
+    /// [`IndexConfig::prepare`] as a [`PreparedVector`]: a query that several
+    /// indexes of this shape will answer, or a vector to insert, validated
+    /// and normalised once and then handed on (`search_prepared_*`,
+    /// `insert_prepared`) without being checked or copied again.
+    pub fn prepare_once(&self, vector: &[f32]) -> Result<PreparedVector, EngineError> {
+        Ok(PreparedVector {
             vector: self.prepare(vector)?,
         })
     }
@@ -104,15 +105,15 @@ impl IndexConfig {
     }
 }
 
-/// A query vector validated and put in the stored form (normalised for
-/// cosine) by [`IndexConfig::prepare_query`]: only indexes of the same
-/// dimension and metric may be searched with it.
+/// A vector validated and put in the stored form (normalised for cosine) by
+/// [`IndexConfig::prepare_once`]: only indexes of the same dimension and
+/// metric may be searched with it or store it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PreparedQuery {
+pub struct PreparedVector {
     vector: Vec<f32>,
 }
 
-impl PreparedQuery {
+impl PreparedVector {
     /// The prepared components.
     pub fn as_slice(&self) -> &[f32] {
         &self.vector

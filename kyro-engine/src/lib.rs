@@ -33,7 +33,7 @@ pub use error::EngineError;
 pub use flat::FlatIndex;
 pub use hnsw::{Consolidation, HnswIndex, HnswParams};
 pub use index::{
-    IndexConfig, InternalFilter, LabelFilter, MemoryUsage, Neighbor, PreparedQuery, Quantization,
+    IndexConfig, InternalFilter, LabelFilter, MemoryUsage, Neighbor, PreparedVector, Quantization,
     SearchParams, VectorIndex,
 };
 pub use payload::{Filter, FilterValue, Payload, PayloadIndex, PayloadValue, Range};

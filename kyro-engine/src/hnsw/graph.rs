@@ -15,7 +15,7 @@ use super::search::{
 use crate::distance::{prepare_vector, prepared_distance, Metric, ScalarQuantizer};
 use crate::error::EngineError;
 use crate::index::{
-    IndexConfig, InternalFilter, LabelFilter, MemoryUsage, Neighbor, PreparedQuery, Quantization,
+    IndexConfig, InternalFilter, LabelFilter, MemoryUsage, Neighbor, PreparedVector, Quantization,
     SearchParams, VectorIndex,
 };
 
@@ -719,8 +719,41 @@ impl HnswIndex {
         allow: Option<LabelFilter<'_>>,
     ) -> Result<Vec<Neighbor>, EngineError> {
         SearchParams::new(k, ef).validate()?;
-        let prepared = self.config.prepare_query(query)?;
+        let prepared = self.config.prepare_once(query)?;
         Ok(self.search_prepared_by_label(&prepared, k, ef, allow))
+    }
+
+    /// [`VectorIndex::insert`] of a vector already prepared for this index's
+    /// shape (the storage engine validates a write's vector once, before it
+    /// logs it, and inserts that).
+    pub fn insert_prepared(&self, id: u64, vector: &PreparedVector) -> Result<u32, EngineError> {
+        debug_assert_eq!(vector.as_slice().len(), self.config.dim);
+        let prepared = vector.as_slice();
+        let quantized = self
+            .quantizer
+            .map(|q| q.quantize(prepared))
+            .unwrap_or_default();
+        let level = self.draw_level(self.sequence.fetch_add(1, Ordering::Relaxed));
+        let slot = self.allocate_slot(level)?;
+        {
+            let storage = self.storage.read();
+            // SAFETY: `slot` was just handed to this call by `allocate_slot`
+            // (fresh, or freed by a consolidation that unlinked it), and its id
+            // is published only by `link` and the label map below.
+            unsafe { storage.points.write(slot, id, prepared, &quantized) };
+            self.link(&storage, slot, level, prepared);
+        }
+        let replaced = self.labels.write().insert(id, slot);
+        match replaced {
+            Some(old) => {
+                self.storage.read().points.set_deleted(old, true);
+                self.tombstones.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                self.live.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(slot)
     }
 
     /// [`HnswIndex::search_by_label`] with a query prepared for this index's
@@ -728,7 +761,7 @@ impl HnswIndex {
     /// query once for all its segments).
     pub fn search_prepared_by_label(
         &self,
-        query: &PreparedQuery,
+        query: &PreparedVector,
         k: usize,
         ef: usize,
         allow: Option<LabelFilter<'_>>,
@@ -750,14 +783,14 @@ impl HnswIndex {
         labels: &mut dyn Iterator<Item = u64>,
     ) -> Result<Vec<Neighbor>, EngineError> {
         SearchParams::new(k, k).validate()?;
-        let prepared = self.config.prepare_query(query)?;
+        let prepared = self.config.prepare_once(query)?;
         Ok(self.score_prepared_labels(&prepared, k, labels))
     }
 
     /// [`HnswIndex::score_labels`] with a prepared query and a validated `k`.
     pub fn score_prepared_labels(
         &self,
-        query: &PreparedQuery,
+        query: &PreparedVector,
         k: usize,
         labels: &mut dyn Iterator<Item = u64>,
     ) -> Vec<Neighbor> {
@@ -936,32 +969,8 @@ impl VectorIndex for HnswIndex {
     }
 
     fn insert(&self, id: u64, vector: &[f32]) -> Result<u32, EngineError> {
-        let prepared = self.config.prepare(vector)?;
-        let quantized = self
-            .quantizer
-            .map(|q| q.quantize(&prepared))
-            .unwrap_or_default();
-        let level = self.draw_level(self.sequence.fetch_add(1, Ordering::Relaxed));
-        let slot = self.allocate_slot(level)?;
-        {
-            let storage = self.storage.read();
-            // SAFETY: `slot` was just handed to this call by `allocate_slot`
-            // (fresh, or freed by a consolidation that unlinked it), and its id
-            // is published only by `link` and the label map below.
-            unsafe { storage.points.write(slot, id, &prepared, &quantized) };
-            self.link(&storage, slot, level, &prepared);
-        }
-        let replaced = self.labels.write().insert(id, slot);
-        match replaced {
-            Some(old) => {
-                self.storage.read().points.set_deleted(old, true);
-                self.tombstones.fetch_add(1, Ordering::Relaxed);
-            }
-            None => {
-                self.live.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        Ok(slot)
+        let prepared = self.config.prepare_once(vector)?;
+        self.insert_prepared(id, &prepared)
     }
 
     fn delete(&self, id: u64) -> bool {

@@ -20,7 +20,8 @@ use crate::hnsw::search::{
 };
 use crate::hnsw::{GraphExport, HnswIndex};
 use crate::index::{
-    keep_k_nearest, IndexConfig, InternalFilter, LabelFilter, Neighbor, PreparedQuery, SearchParams,
+    keep_k_nearest, IndexConfig, InternalFilter, LabelFilter, Neighbor, PreparedVector,
+    SearchParams,
 };
 
 const GRAPH_FILE: &str = "graph.hnsw";
@@ -272,7 +273,7 @@ impl ColdSegment {
         params: &SearchParams<'_>,
     ) -> Result<Vec<Neighbor>, EngineError> {
         params.validate()?;
-        let prepared = self.prepare_query(query)?;
+        let prepared = self.prepare_once(query)?;
         Ok(self.search_prepared(prepared.as_slice(), params.k, params.ef, params.filter))
     }
 
@@ -286,7 +287,7 @@ impl ColdSegment {
         allow: Option<LabelFilter<'_>>,
     ) -> Result<Vec<Neighbor>, EngineError> {
         SearchParams::new(k, ef).validate()?;
-        let prepared = self.prepare_query(query)?;
+        let prepared = self.prepare_once(query)?;
         Ok(self.search_prepared_by_label(&prepared, k, ef, allow))
     }
 
@@ -295,7 +296,7 @@ impl ColdSegment {
     /// prepares a query once for all its segments).
     pub fn search_prepared_by_label(
         &self,
-        query: &PreparedQuery,
+        query: &PreparedVector,
         k: usize,
         ef: usize,
         allow: Option<LabelFilter<'_>>,
@@ -324,14 +325,14 @@ impl ColdSegment {
         slots: &mut dyn Iterator<Item = u32>,
     ) -> Result<Vec<Neighbor>, EngineError> {
         SearchParams::new(k, k).validate()?;
-        let prepared = self.prepare_query(query)?;
+        let prepared = self.prepare_once(query)?;
         Ok(self.score_prepared_slots(&prepared, k, slots))
     }
 
     /// [`ColdSegment::score_slots`] with a prepared query and a validated `k`.
     pub fn score_prepared_slots(
         &self,
-        query: &PreparedQuery,
+        query: &PreparedVector,
         k: usize,
         slots: &mut dyn Iterator<Item = u32>,
     ) -> Vec<Neighbor> {
@@ -432,9 +433,9 @@ impl ColdSegment {
     }
 
     /// The query in this segment's stored form (what
-    /// [`IndexConfig::prepare_query`] does for an index of this shape).
-    fn prepare_query(&self, query: &[f32]) -> Result<PreparedQuery, EngineError> {
-        IndexConfig::new(self.dim, self.metric).prepare_query(query)
+    /// [`IndexConfig::prepare_once`] does for an index of this shape).
+    fn prepare_once(&self, query: &[f32]) -> Result<PreparedVector, EngineError> {
+        IndexConfig::new(self.dim, self.metric).prepare_once(query)
     }
 
     fn search_prepared(

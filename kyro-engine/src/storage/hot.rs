@@ -9,7 +9,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::config::InstanceConfig;
 use crate::error::EngineError;
 use crate::hnsw::HnswIndex;
-use crate::index::VectorIndex;
+use crate::index::{PreparedVector, VectorIndex};
 
 /// One hot segment: an HNSW graph whose labels are point ids, and the doc id
 /// of every point it ever held.
@@ -87,10 +87,18 @@ impl HotSegment {
         self.writers.write()
     }
 
-    /// Inserts `point` (a fresh point id) for `doc`.
-    pub(crate) fn insert(&self, point: u32, doc: u64, vector: &[f32]) -> Result<(), EngineError> {
+    /// Inserts `point` (a fresh point id) for `doc`, its vector prepared for
+    /// the instance's shape.
+    pub(crate) fn insert(
+        &self,
+        point: u32,
+        doc: u64,
+        vector: &PreparedVector,
+    ) -> Result<(), EngineError> {
         self.docs.write().insert(point, doc);
-        self.index.insert(u64::from(point), vector).map(|_| ())
+        self.index
+            .insert_prepared(u64::from(point), vector)
+            .map(|_| ())
     }
 
     /// Removes `point`; false when it is not (or no longer) here.

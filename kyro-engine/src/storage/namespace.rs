@@ -287,14 +287,17 @@ impl Namespace {
         let index_config = config.index_config();
         let mut answers = Vec::with_capacity(items.len());
         let mut valid = Vec::with_capacity(items.len());
+        // Each vector is prepared once: checked here, inserted in that form.
+        let mut prepared = Vec::with_capacity(items.len());
         for item in items {
             let checked = index_config
-                .prepare(&item.vector)
-                .and_then(|_| item.payload.validate());
+                .prepare_once(&item.vector)
+                .and_then(|vector| item.payload.validate().map(|()| vector));
             match checked {
-                Ok(()) => {
+                Ok(vector) => {
                     answers.push(Ok(()));
                     valid.push(item);
+                    prepared.push(vector);
                 }
                 Err(e) => answers.push(Err(e)),
             }
@@ -386,8 +389,8 @@ impl Namespace {
 
         // The graph inserts run outside the namespace lock, concurrently with
         // other writers; the gate keeps the sealer waiting for them.
-        for (item, plan) in valid.iter().zip(&planned) {
-            hot.insert(plan.point, item.doc_id, &item.vector)?;
+        for ((item, plan), vector) in valid.iter().zip(&planned).zip(&prepared) {
+            hot.insert(plan.point, item.doc_id, vector)?;
             // A later write of the same doc (in this batch or a concurrent
             // one) may already have replaced this point before it was linked.
             if !self.points.read().live.contains(plan.point) {

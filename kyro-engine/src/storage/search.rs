@@ -14,7 +14,7 @@ use super::planner::plan;
 use super::request::{score_of, QueryPlan, SearchHit, SearchRequest, SearchResponse};
 use super::store::Store;
 use crate::error::EngineError;
-use crate::index::{LabelFilter, Neighbor, PreparedQuery, SearchParams, MAX_EF};
+use crate::index::{LabelFilter, Neighbor, PreparedVector, SearchParams, MAX_EF};
 use crate::payload::Payload;
 
 /// A search request checked and prepared once for every segment it visits:
@@ -23,7 +23,7 @@ use crate::payload::Payload;
 /// filter-result and query caches).
 pub(crate) struct PreparedSearch<'r> {
     pub(crate) request: &'r SearchRequest<'r>,
-    pub(crate) query: PreparedQuery,
+    pub(crate) query: PreparedVector,
     /// The effective breadth: the request's or the default, at least `k`.
     pub(crate) ef: usize,
     /// Canonical encoding of the filter (empty without one).
@@ -35,7 +35,7 @@ pub(crate) fn prepare_search<'r>(
     config: &InstanceConfig,
     request: &'r SearchRequest<'r>,
 ) -> Result<PreparedSearch<'r>, EngineError> {
-    let query = config.index_config().prepare_query(request.vector)?;
+    let query = config.index_config().prepare_once(request.vector)?;
     let ef = request.ef.unwrap_or(config.default_ef);
     if ef == 0 || ef > MAX_EF {
         return Err(EngineError::InvalidParameter {

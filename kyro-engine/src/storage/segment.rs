@@ -7,7 +7,7 @@
 
 use super::hot::HotSegment;
 use super::sealed::SealedSegment;
-use crate::index::{LabelFilter, Neighbor, PreparedQuery};
+use crate::index::{LabelFilter, Neighbor, PreparedVector};
 
 /// Where a segment lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub(crate) trait Segment: Send + Sync {
     /// given.
     fn search(
         &self,
-        query: &PreparedQuery,
+        query: &PreparedVector,
         k: usize,
         ef: usize,
         allow: Option<LabelFilter<'_>>,
@@ -38,7 +38,7 @@ pub(crate) trait Segment: Send + Sync {
     /// skipped).
     fn score(
         &self,
-        query: &PreparedQuery,
+        query: &PreparedVector,
         k: usize,
         points: &mut dyn Iterator<Item = u32>,
     ) -> Vec<Neighbor>;
@@ -70,7 +70,7 @@ impl Segment for HotSegment {
 
     fn search(
         &self,
-        query: &PreparedQuery,
+        query: &PreparedVector,
         k: usize,
         ef: usize,
         allow: Option<LabelFilter<'_>>,
@@ -80,7 +80,7 @@ impl Segment for HotSegment {
 
     fn score(
         &self,
-        query: &PreparedQuery,
+        query: &PreparedVector,
         k: usize,
         points: &mut dyn Iterator<Item = u32>,
     ) -> Vec<Neighbor> {
@@ -117,7 +117,7 @@ impl Segment for SealedSegment {
 
     fn search(
         &self,
-        query: &PreparedQuery,
+        query: &PreparedVector,
         k: usize,
         ef: usize,
         allow: Option<LabelFilter<'_>>,
@@ -127,7 +127,7 @@ impl Segment for SealedSegment {
 
     fn score(
         &self,
-        query: &PreparedQuery,
+        query: &PreparedVector,
         k: usize,
         points: &mut dyn Iterator<Item = u32>,
     ) -> Vec<Neighbor> {
