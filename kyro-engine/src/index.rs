@@ -157,6 +157,16 @@ pub type InternalFilter<'a> = &'a (dyn Fn(u32) -> bool + Sync);
 /// points are kept by label, which every segment of a namespace shares.
 pub type LabelFilter<'a> = &'a (dyn Fn(u64) -> bool + Sync);
 
+/// The one way a [`LabelFilter`] becomes a filter over an index's slots:
+/// `label_of` names the label stored in a slot (`None` for a slot that holds
+/// none), and a slot passes when its label does.
+pub fn slot_filter<'a>(
+    allow: LabelFilter<'a>,
+    label_of: impl Fn(u32) -> Option<u64> + Sync + 'a,
+) -> impl Fn(u32) -> bool + Sync + 'a {
+    move |slot| label_of(slot).is_some_and(allow)
+}
+
 /// What to search for, besides the query vector.
 #[derive(Clone, Copy)]
 pub struct SearchParams<'a> {

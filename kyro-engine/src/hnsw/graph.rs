@@ -14,6 +14,7 @@ use super::search::{
 };
 use crate::distance::{prepare_vector, prepared_distance, Metric, ScalarQuantizer};
 use crate::error::EngineError;
+use crate::index::slot_filter;
 use crate::index::{
     IndexConfig, InternalFilter, LabelFilter, MemoryUsage, Neighbor, PreparedVector, Quantization,
     SearchParams, VectorIndex,
@@ -769,8 +770,8 @@ impl HnswIndex {
         debug_assert_eq!(query.as_slice().len(), self.config.dim);
         let storage = self.storage.read();
         let points = &storage.points;
-        let by_slot = |slot: u32| allow.is_none_or(|allow| allow(points.label(slot)));
-        let filter: Option<InternalFilter<'_>> = allow.map(|_| &by_slot as InternalFilter<'_>);
+        let by_slot = allow.map(|allow| slot_filter(allow, |slot| Some(points.label(slot))));
+        let filter: Option<InternalFilter<'_>> = by_slot.as_ref().map(|f| f as InternalFilter<'_>);
         self.search_locked(&storage, query.as_slice(), k, ef, filter)
     }
 

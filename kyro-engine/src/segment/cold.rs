@@ -20,8 +20,8 @@ use crate::hnsw::search::{
 };
 use crate::hnsw::{GraphExport, HnswIndex};
 use crate::index::{
-    keep_k_nearest, IndexConfig, InternalFilter, LabelFilter, Neighbor, PreparedVector,
-    SearchParams,
+    keep_k_nearest, slot_filter, IndexConfig, InternalFilter, LabelFilter, Neighbor,
+    PreparedVector, SearchParams,
 };
 
 const GRAPH_FILE: &str = "graph.hnsw";
@@ -303,10 +303,8 @@ impl ColdSegment {
     ) -> Vec<Neighbor> {
         debug_assert_eq!(query.as_slice().len(), self.dim);
         let ids = self.ids();
-        let by_slot = |slot: u32| {
-            allow.is_none_or(|allow| ids.get(slot as usize).is_some_and(|&id| allow(id)))
-        };
-        let filter: Option<InternalFilter<'_>> = allow.map(|_| &by_slot as InternalFilter<'_>);
+        let by_slot = allow.map(|allow| slot_filter(allow, |slot| ids.get(slot as usize).copied()));
+        let filter: Option<InternalFilter<'_>> = by_slot.as_ref().map(|f| f as InternalFilter<'_>);
         self.search_prepared(query.as_slice(), k, ef, filter)
     }
 

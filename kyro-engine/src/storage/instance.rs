@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crossbeam_channel::unbounded;
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
-use rocksdb::{Direction, IteratorMode, WriteBatch};
+use rocksdb::WriteBatch;
 
 use super::caches::{response_weight, QueryKey};
 use super::config::InstanceConfig;
@@ -456,23 +456,10 @@ impl Instance {
             filter.map(|f| namespace.matching(&points, f, &f.encode()));
         let universe = allowed.as_deref().unwrap_or(&points.live);
         let set = namespace.segment_set();
-        let start_key = keys::doc_key(namespace.id, start);
-        let iter = store.db().iterator_cf(
-            store.cf(CF_IDS),
-            IteratorMode::From(&start_key, Direction::Forward),
-        );
         let mut page = Vec::new();
         let mut next_after = None;
-        for entry in iter {
-            let (key, value) = entry.map_err(|e| StorageError::rocks("scan id map", e))?;
-            let Some((ns, doc_id)) = keys::parse_doc_key(&key) else {
-                break;
-            };
-            if ns != namespace.id {
-                break;
-            }
-            let point = keys::parse_point_value(&value)
-                .ok_or_else(|| StorageError::corrupt("id map value", format!("doc {doc_id}")))?;
+        for entry in namespace.ids().scan_from(store, start) {
+            let (doc_id, point) = entry?;
             if !universe.contains(point) {
                 continue;
             }

@@ -14,6 +14,7 @@
 //!   `hot` / `sealed`: the in-memory hot segment and the mmap'd cold segment.
 //! - `tiering`: sealing hot segments, merging and rewriting cold ones.
 //! - `recovery`: rebuilding namespaces at open; `snapshot`: snapshots.
+//! - `id_map`: a namespace's doc → point map in RocksDB.
 //! - `store`: RocksDB and the group-commit path; `keys`: its key layout;
 //!   `manifest`: the records that say which segments exist.
 //! - `caches`: the query-result and point caches.
@@ -27,6 +28,7 @@ mod durability_tests;
 pub mod error;
 mod fs;
 mod hot;
+mod id_map;
 pub mod instance;
 mod keys;
 mod maintenance;

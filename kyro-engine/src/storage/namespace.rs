@@ -28,7 +28,8 @@ use super::caches::PointCache;
 use super::config::InstanceConfig;
 use super::error::StorageError;
 use super::hot::HotSegment;
-use super::keys::{self, CF_HOT, CF_IDS, CF_PAYLOADS};
+use super::id_map::IdMap;
+use super::keys::{self, CF_HOT, CF_PAYLOADS};
 use super::request::{PayloadUpdate, PointWrite, MAX_BATCH_POINTS};
 use super::sealed::SealedSegment;
 use super::segment::{Segment, Tier};
@@ -246,18 +247,14 @@ impl Namespace {
         }
     }
 
-    /// The point id of `doc_id`, read from RocksDB.
+    /// The point id of `doc_id`, read from the id map.
     pub(crate) fn point_of(&self, store: &Store, doc_id: u64) -> Result<Option<u32>, StorageError> {
-        let value = store
-            .db()
-            .get_pinned_cf(store.cf(CF_IDS), keys::doc_key(self.id, doc_id))
-            .map_err(|e| StorageError::rocks("read id map", e))?;
-        match value {
-            None => Ok(None),
-            Some(bytes) => keys::parse_point_value(&bytes)
-                .map(Some)
-                .ok_or_else(|| StorageError::corrupt("id map value", format!("doc {doc_id}"))),
-        }
+        self.ids().point_of(store, doc_id)
+    }
+
+    /// The namespace's doc → point map.
+    pub(crate) fn ids(&self) -> IdMap {
+        IdMap::new(self.id)
     }
 
     /// The stored payload of `point` (empty when it has none).
@@ -335,11 +332,7 @@ impl Namespace {
                     None => None,
                 },
             };
-            batch.put_cf(
-                store.cf(CF_IDS),
-                keys::doc_key(self.id, item.doc_id),
-                keys::point_value(point),
-            );
+            self.ids().put(store, &mut batch, item.doc_id, point);
             batch.put_cf(
                 store.cf(CF_HOT),
                 keys::point_key(self.id, point),
@@ -488,7 +481,7 @@ impl Namespace {
         let mut old_payloads = Vec::with_capacity(targets.len());
         for &(doc, point) in targets {
             old_payloads.push(self.payload_of(store, point)?);
-            batch.delete_cf(store.cf(CF_IDS), keys::doc_key(self.id, doc));
+            self.ids().remove(store, &mut batch, doc);
             batch.delete_cf(store.cf(CF_PAYLOADS), keys::point_key(self.id, point));
             batch.delete_cf(store.cf(CF_HOT), keys::point_key(self.id, point));
         }

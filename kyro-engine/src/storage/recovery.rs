@@ -15,7 +15,8 @@ use super::config::InstanceConfig;
 use super::error::StorageError;
 use super::fs::remove_dir;
 use super::hot::HotSegment;
-use super::keys::{self, CF_HOT, CF_IDS, CF_META, CF_PAYLOADS};
+use super::id_map::IdMap;
+use super::keys::{self, CF_HOT, CF_META, CF_PAYLOADS};
 use super::manifest::{self, parse_segment_dir, segment_dir, NamespaceRecord};
 use super::namespace::{Namespace, PointState, SegmentSet};
 use super::sealed::SealedSegment;
@@ -68,17 +69,8 @@ pub(crate) fn recover_namespace(
     let mut note = |point: u32| max_point = Some(max_point.map_or(point, |m| m.max(point)));
 
     let mut live = RoaringBitmap::new();
-    for entry in store.db().iterator_cf(
-        store.cf(CF_IDS),
-        IteratorMode::From(&prefix, Direction::Forward),
-    ) {
-        let (key, value) = entry.map_err(|e| StorageError::rocks("read id map", e))?;
-        match keys::parse_doc_key(&key) {
-            Some((ns, _)) if ns == id => {}
-            _ => break,
-        }
-        let point = keys::parse_point_value(&value)
-            .ok_or_else(|| StorageError::corrupt("id map value", format!("namespace {id}")))?;
+    for entry in IdMap::new(id).scan_from(store, 0) {
+        let (_, point) = entry?;
         live.insert(point);
         note(point);
     }
