@@ -11,6 +11,7 @@ pub mod admin;
 pub mod admin_console;
 pub mod admin_page;
 pub mod api_schema;
+pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;

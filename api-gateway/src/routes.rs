@@ -1,23 +1,15 @@
-//! The HTTP surface: one table of routes per area, thin handlers (parse →
-//! call the operation → map the result), and the tower layers for the
-//! cross-cutting work (request ids, tracing, metrics, timeouts, body limit,
-//! CORS).
-
-use std::time::{Duration, Instant};
+//! The REST API: one table of routes per area and thin handlers (parse →
+//! call the operation → map the result). `app.rs` mounts it beside the
+//! other surfaces and wraps them all in the cross-cutting layers.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{MatchedPath, Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tower::ServiceBuilder;
-use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::admin::{
     self, AuditPage, AuditQuery, CreateCustomer, CreateKey, CreatedKey, CustomerView,
@@ -43,11 +35,9 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::store::CustomerStatus;
 
-/// The request id header, set when the client sends none.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The whole application.
-pub fn router(state: AppState) -> Router {
+/// The REST API's routes, one table per area (the application around
+/// them, with the other surfaces and the layers, is `app::router`).
+pub fn rest() -> Router<AppState> {
     let episodes = Router::new()
         .route("/api/v1/capture", post(capture_episode))
         .route("/api/v1/episodes", get(list_episodes))
@@ -80,112 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/liveness", get(liveness))
         .route("/health/readiness", get(readiness))
         .route("/metrics", get(metrics_text));
-    let limits = &state.config.limits;
-    let timeout = Duration::from_millis(limits.request_timeout_ms);
-    let mut app = episodes
-        .merge(admin)
-        .merge(service)
-        .merge(crate::openapi::router())
-        .merge(crate::mcp::router(&state))
-        .merge(crate::admin_page::router())
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            observe(timeout, request, next)
-        }))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|request: &Request| {
-                            let id = request
-                                .headers()
-                                .get(REQUEST_ID)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("-");
-                            let route = request
-                                .extensions()
-                                .get::<MatchedPath>()
-                                .map_or("-", |p| p.as_str());
-                            tracing::info_span!(
-                                "request",
-                                request_id = %id,
-                                method = %request.method(),
-                                route = %route,
-                                customer = tracing::field::Empty,
-                            )
-                        })
-                        .on_response(
-                            |response: &Response, latency: Duration, _span: &tracing::Span| {
-                                tracing::info!(
-                                    status = response.status().as_u16(),
-                                    latency_ms = latency.as_secs_f64() * 1e3,
-                                    "finished"
-                                );
-                            },
-                        ),
-                )
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
-        );
-    if !state.config.cors.allow_origins.is_empty() {
-        let origins: Vec<HeaderValue> = state
-            .config
-            .cors
-            .allow_origins
-            .iter()
-            .filter_map(|o| HeaderValue::from_str(o).ok())
-            .collect();
-        app = app.layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(origins))
-                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-                .allow_headers([
-                    header::CONTENT_TYPE,
-                    header::AUTHORIZATION,
-                    HeaderName::from_static("x-api-key"),
-                    HeaderName::from_static("idempotency-key"),
-                ]),
-        );
-    }
-    app.with_state(state)
-}
-
-/// Per-request metrics (requests and latency by route, method, status) and
-/// the request deadline.
-async fn observe(timeout: Duration, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Unavailable(format!(
-            "the request did not finish within {} ms",
-            timeout.as_millis()
-        ))
-        .into_response(),
-    };
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("gateway_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("gateway_request_duration_seconds", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-async fn unknown_route() -> ApiError {
-    ApiError::NotFound("no such route".to_owned())
-}
-
-async fn method_not_allowed() -> Response {
-    let mut response =
-        ApiError::NotFound("no such route for this method".to_owned()).into_response();
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    response
+    episodes.merge(admin).merge(service)
 }
 
 fn body(bytes: Result<Bytes, BytesRejection>, state: &AppState) -> Result<Bytes, ApiError> {

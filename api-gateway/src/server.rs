@@ -90,7 +90,7 @@ impl Started {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = crate::routes::router(self.state);
+        let app = crate::app::router(self.state);
         axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

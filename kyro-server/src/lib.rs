@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: layered configuration (defaults, TOML, env, flags).
 //! - [`auth`]: API keys, scopes, tenants.
+//! - [`context`]: what one instance's service and its refusal accounting share.
 //! - [`service`]: the `kyro.v1.Kyro` service over one instance.
 //! - [`convert`]: wire types to engine types and back.
 //! - [`status`]: engine errors to gRPC statuses.
@@ -15,6 +16,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod context;
 pub mod convert;
 pub mod http;
 pub mod io_spin;

@@ -23,7 +23,8 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::Code;
 
-use crate::service::{rpc_span, InstanceContext};
+use crate::context::InstanceContext;
+use crate::telemetry::rpc_span;
 use crate::telemetry::Rpc;
 
 /// Raised by the handler of a request (see the module documentation).

@@ -25,9 +25,10 @@ use tonic_health::server::HealthReporter;
 
 use crate::auth::{KeyRing, KeysFileError};
 use crate::config::ServerConfig;
+use crate::context::InstanceContext;
 use crate::http::{self, HttpState};
 use crate::refusals::Accounted;
-use crate::service::{InstanceContext, KyroService};
+use crate::service::KyroService;
 use crate::telemetry;
 use crate::workers::WorkerPool;
 

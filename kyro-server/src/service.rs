@@ -5,11 +5,10 @@
 //! run the handler inside a span carrying instance, rpc, tenant and
 //! namespace, and record the outcome in metrics. Unary RPCs go through
 //! `KyroService::unary` on top of it — scope check, message conversion,
-//! engine work on the [`WorkerPool`], errors mapped by `status.rs` — so that
+//! engine work on the worker pool, errors mapped by `status.rs` — so that
 //! each handler holds only its conversions and its engine call.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,17 +18,17 @@ use kyro_engine::storage::{
     Instance, NamespaceRef, PayloadUpdate, PointWrite, SearchRequest, StorageError,
 };
 use kyro_proto::v1 as pb;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status, Streaming};
-use tracing::{Instrument, Span};
+use tracing::Instrument;
 
-use crate::auth::{Caller, KeyRing, Scope};
+use crate::auth::{Caller, Scope};
+use crate::context::InstanceContext;
 use crate::convert::{self, invalid};
 use crate::refusals::{is_oversized_message, HandlerRan};
 use crate::status::{from_engine, from_storage, RpcError};
-use crate::telemetry::{RequestMetrics, Rpc};
-use crate::workers::WorkerPool;
+use crate::telemetry::{rpc_span, Rpc};
 
 /// Refused points a BulkInsert response lists (all are counted in `failed`):
 /// bounds the response of a long stream of bad points.
@@ -37,30 +36,6 @@ pub const MAX_LISTED_ERRORS: usize = 10_000;
 
 /// Points per page when a Scroll leaves `limit` at 0.
 pub const DEFAULT_SCROLL_LIMIT: usize = 100;
-
-/// Everything one instance's service needs; shared by its requests.
-pub struct InstanceContext {
-    /// The instance's configured name (`text`, `image`).
-    pub name: String,
-    pub instance: Arc<Instance>,
-    pub keys: Arc<KeyRing>,
-    /// `false` only when auth was explicitly switched off.
-    pub auth_enabled: bool,
-    pub workers: Arc<WorkerPool>,
-    /// The instance's request counters and latency histograms.
-    pub metrics: RequestMetrics,
-    /// Permits for requests in flight; empty means shed.
-    pub limiter: Arc<Semaphore>,
-    pub max_concurrent_requests: usize,
-    /// Applied when a request carries no `grpc-timeout`.
-    pub default_timeout: Option<Duration>,
-    pub max_batch_searches: usize,
-    /// Where CreateSnapshot writes.
-    pub snapshot_dir: PathBuf,
-    /// The effective server configuration, for GetConfig.
-    pub config_toml: Arc<String>,
-    pub io_spin: Arc<crate::io_spin::IoSpin>,
-}
 
 /// What a handler knows about the call besides the message.
 pub struct Call {
@@ -183,30 +158,6 @@ impl KyroService {
             }
         });
         result.map(Response::new)
-    }
-}
-
-/// The span of one RPC; `tenant` and `key` (the key's name, never the key)
-/// are left empty when the caller did not authenticate.
-pub(crate) fn rpc_span(instance: &str, rpc: Rpc, namespace: &str, caller: Option<&Caller>) -> Span {
-    let rpc = rpc.name();
-    match caller {
-        Some(caller) => tracing::info_span!(
-            "rpc",
-            instance,
-            rpc,
-            namespace,
-            tenant = caller.tenant.as_str(),
-            key = caller.key_name.as_str(),
-        ),
-        None => tracing::info_span!(
-            "rpc",
-            instance,
-            rpc,
-            namespace,
-            tenant = tracing::field::Empty,
-            key = tracing::field::Empty,
-        ),
     }
 }
 

@@ -11,6 +11,9 @@ use kyro_engine::storage::Instance;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use tracing::Span;
+
+use crate::auth::Caller;
 use crate::config::{LogFormat, LogSettings};
 
 /// Latency histogram buckets, seconds: 50 µs to 10 s.
@@ -250,6 +253,30 @@ fn code_name(code: tonic::Code) -> &'static str {
         Unavailable => "UNAVAILABLE",
         DataLoss => "DATA_LOSS",
         Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// The span of one RPC; `tenant` and `key` (the key's name, never the key)
+/// are left empty when the caller did not authenticate.
+pub(crate) fn rpc_span(instance: &str, rpc: Rpc, namespace: &str, caller: Option<&Caller>) -> Span {
+    let rpc = rpc.name();
+    match caller {
+        Some(caller) => tracing::info_span!(
+            "rpc",
+            instance,
+            rpc,
+            namespace,
+            tenant = caller.tenant.as_str(),
+            key = caller.key_name.as_str(),
+        ),
+        None => tracing::info_span!(
+            "rpc",
+            instance,
+            rpc,
+            namespace,
+            tenant = tracing::field::Empty,
+            key = tracing::field::Empty,
+        ),
     }
 }
 
