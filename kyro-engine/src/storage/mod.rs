@@ -7,7 +7,8 @@
 //! - `fs`: file-system helpers (directory fsync, removal).
 //! - [`request`]: the API's requests and answers.
 //! - [`config`]: [`InstanceConfig`] and its parts, defaults in one place.
-//! - `namespace`: one namespace's segments, live set, payload index, writes.
+//! - `namespace`: one namespace's segments, live set, payload index, writes;
+//!   `namespaces`: an instance's namespaces created, listed and dropped.
 //! - `search`: the read path, fanned out over segments and merged.
 //! - `planner`: exact scan or graph traversal, per query.
 //! - `segment`: the [`Segment`](segment) trait both tiers implement;
@@ -34,6 +35,7 @@ mod keys;
 mod maintenance;
 mod manifest;
 mod namespace;
+mod namespaces;
 mod planner;
 mod recovery;
 pub mod request;
