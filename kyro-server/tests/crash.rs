@@ -356,18 +356,14 @@ async fn check(
             .await
             .expect("BatchSearch after restart")
             .into_inner();
+        let known = model.lock().unwrap();
         for (&(doc, seed), result) in chunk.iter().zip(&reply.results) {
             let first = result.hits.first().map(|h| h.doc_id);
             // Versions draw seeds from 1..1,000,000, so over a long run many
             // docs share a vector: another doc with the identical vector
             // first is a tie, not a miss (the issue sets ties aside).
-            let tie = first.is_some_and(|other| {
-                matches!(
-                    model.lock().unwrap().docs.get(&other),
-                    Some(Doc::Live { seed: s, .. }) if *s == seed
-                )
-            });
-            if first != Some(doc) && !tie {
+            let tie = |other: u64| matches!(known.docs.get(&other), Some(Doc::Live { seed: s, .. }) if *s == seed);
+            if first != Some(doc) && !first.is_some_and(tie) {
                 figures.unsearchable += 1;
                 eprintln!(
                     "doc {doc}: its own vector finds {:?}",
