@@ -80,7 +80,7 @@ impl Default for EngineSettings {
 }
 
 /// The embedding model.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSettings {
     /// The all-MiniLM-L6-v2 folder; default `KYRO_MODEL_DIR` or
@@ -88,6 +88,20 @@ pub struct ModelSettings {
     pub dir: Option<PathBuf>,
     /// Inference threads (0: one per core).
     pub threads: usize,
+    /// Precision of the encoder's matrix products: `auto` (int8 where the
+    /// CPU has AVX-512 VNNI, else f32), `int8` or `f32` (the reference
+    /// vectors exactly). See docs/benchmarks.md, "Text embeddings".
+    pub precision: kyro_embed::Precision,
+}
+
+impl Default for ModelSettings {
+    fn default() -> ModelSettings {
+        ModelSettings {
+            dir: None,
+            threads: 0,
+            precision: kyro_embed::Precision::Auto,
+        }
+    }
 }
 
 impl ModelSettings {
@@ -462,5 +476,20 @@ mod tests {
         let unknown = vec![("engine.nope".to_owned(), "1".to_owned())];
         let error = GatewayConfig::load(None, Vec::new(), &unknown).unwrap_err();
         assert!(error.to_string().contains("nope"), "{error}");
+    }
+
+    #[test]
+    fn the_embedder_precision_is_auto_by_default_and_checked() {
+        let config = GatewayConfig::load(None, Vec::new(), &[]).unwrap();
+        assert_eq!(config.model.precision, kyro_embed::Precision::Auto);
+        let env = vec![(
+            "KYRO_GATEWAY__MODEL__PRECISION".to_owned(),
+            "f32".to_owned(),
+        )];
+        let config = GatewayConfig::load(None, env, &[]).unwrap();
+        assert_eq!(config.model.precision, kyro_embed::Precision::F32);
+        let bad = vec![("model.precision".to_owned(), "fp16".to_owned())];
+        let error = GatewayConfig::load(None, Vec::new(), &bad).unwrap_err();
+        assert!(error.to_string().contains("model.precision"), "{error}");
     }
 }

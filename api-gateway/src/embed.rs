@@ -39,13 +39,27 @@ enum Backend {
 }
 
 impl TextEmbedder {
-    /// Loads the model from `model_dir` with `threads` inference threads.
-    pub fn load(model_dir: &std::path::Path, threads: usize) -> TextEmbedder {
-        let backend = match kyro_embed::Embedder::load(model_dir, threads) {
-            Ok(embedder) => Backend::Model(kyro_embed::EmbedService::start(
-                embedder,
-                kyro_embed::BatcherConfig::default(),
-            )),
+    /// Loads the model as `[model]` says (folder, threads, precision).
+    pub fn load(settings: &crate::config::ModelSettings) -> TextEmbedder {
+        let model_dir = settings.model_dir();
+        let loaded = kyro_embed::Embedder::load_with_precision(
+            &model_dir,
+            settings.threads,
+            settings.precision,
+        );
+        let backend = match loaded {
+            Ok(embedder) => {
+                tracing::info!(
+                    model = %model_dir.display(),
+                    threads = embedder.threads(),
+                    precision = %embedder.precision(),
+                    "embedding model loaded"
+                );
+                Backend::Model(kyro_embed::EmbedService::start(
+                    embedder,
+                    kyro_embed::BatcherConfig::default(),
+                ))
+            }
             Err(e) => Backend::Unloaded(
                 format!("loading the model from {}: {e}", model_dir.display()).into(),
             ),

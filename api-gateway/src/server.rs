@@ -40,7 +40,7 @@ pub async fn start(
     if config.engine.service_key.is_empty() {
         tracing::warn!("engine.service_key is empty: kyro-server will refuse the gateway's calls");
     }
-    let embedder = TextEmbedder::load(&config.model.model_dir(), config.model.threads);
+    let embedder = TextEmbedder::load(&config.model);
     if !embedder.is_loaded() {
         tracing::warn!(
             "the embedding model is not loaded: captures, search and reflect answer 503"

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use clap::Args;
-use kyro_embed::{BatcherConfig, EmbedService, Embedder};
+use kyro_embed::{BatcherConfig, EmbedService, Embedder, Precision};
 use serde::Serialize;
 
 /// Arguments of `kyro-bench embed`.
@@ -30,6 +30,10 @@ pub struct EmbedArgs {
     /// Threads of the embedder's pool.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Precision of the encoder's matrix products: f32, int8 (AVX-512 VNNI)
+    /// or auto (int8 where the CPU has VNNI).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
     /// Embed only the first N texts.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
@@ -56,6 +60,8 @@ struct EmbedReport {
     texts_per_second: f64,
     tokens_per_second: f64,
     threads: usize,
+    /// The precision the encoder ran at (`auto` resolved).
+    precision: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     cosine_mean: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,12 +100,14 @@ pub fn run_embed(args: EmbedArgs) -> Result<()> {
         .model_dir
         .clone()
         .unwrap_or_else(kyro_embed::default_model_dir);
-    let embedder = Embedder::load(&model_dir, args.threads).with_context(|| {
-        format!(
-            "loading the model from {} (scripts/fetch-model.sh)",
-            model_dir.display()
-        )
-    })?;
+    let embedder = Embedder::load_with_precision(&model_dir, args.threads, args.precision)
+        .with_context(|| {
+            format!(
+                "loading the model from {} (scripts/fetch-model.sh)",
+                model_dir.display()
+            )
+        })?;
+    let precision = embedder.precision();
     let tokens: usize = texts
         .iter()
         .map(|t| embedder.count_tokens(t))
@@ -163,6 +171,7 @@ pub fn run_embed(args: EmbedArgs) -> Result<()> {
         texts_per_second: texts.len() as f64 / seconds,
         tokens_per_second: tokens as f64 / seconds,
         threads: args.threads,
+        precision: precision.as_str(),
         cosine_mean,
         cosine_min,
         engine: "kyro-embed",
@@ -172,8 +181,9 @@ pub fn run_embed(args: EmbedArgs) -> Result<()> {
         cores_used,
     };
     let mut line = format!(
-        "kyro-embed ({}): {} texts, {} word pieces in {:.2} s: {:.1} texts/s, {:.0} tokens/s, p50 {:.1} ms, p99 {:.1} ms, cores used {:.2}",
+        "kyro-embed ({}, {}): {} texts, {} word pieces in {:.2} s: {:.1} texts/s, {:.0} tokens/s, p50 {:.1} ms, p99 {:.1} ms, cores used {:.2}",
         report.mode,
+        report.precision,
         report.texts,
         report.tokens,
         report.seconds,

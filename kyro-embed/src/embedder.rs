@@ -31,6 +31,64 @@ pub struct Embedder {
     encoder: Encoder,
     pool: rayon::ThreadPool,
     threads: usize,
+    precision: Precision,
+}
+
+/// How the encoder computes its linear layers' matrix products.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// `f32` throughout: sentence-transformers' vectors to within `f32`
+    /// rounding.
+    #[default]
+    F32,
+    /// Int8 products (weights quantised per output column at load,
+    /// activations per row at run time), on AVX-512 VNNI; attention and the
+    /// element-wise steps stay `f32`. On a CPU without VNNI it runs a
+    /// portable scalar kernel that is much slower than `f32`.
+    Int8,
+    /// [`Precision::Int8`] where the CPU has AVX-512 VNNI, else
+    /// [`Precision::F32`].
+    Auto,
+}
+
+impl Precision {
+    /// `Auto` resolved for this CPU.
+    pub fn resolve(self) -> Precision {
+        match self {
+            Precision::Auto if crate::int8::vnni_available() => Precision::Int8,
+            Precision::Auto => Precision::F32,
+            other => other,
+        }
+    }
+
+    /// The name used in configuration and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Int8 => "int8",
+            Precision::Auto => "auto",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = EmbedError;
+
+    fn from_str(s: &str) -> Result<Precision, EmbedError> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "int8" => Ok(Precision::Int8),
+            "auto" => Ok(Precision::Auto),
+            other => Err(EmbedError::InvalidPrecision(other.to_string())),
+        }
+    }
 }
 
 impl Embedder {
@@ -42,6 +100,17 @@ impl Embedder {
     /// truncates at 128; both are overridden to sentence-transformers'
     /// behaviour: no padding, truncation at [`MAX_WORD_PIECES`].
     pub fn load(model_dir: &Path, threads: usize) -> Result<Embedder, EmbedError> {
+        Embedder::load_with_precision(model_dir, threads, Precision::default())
+    }
+
+    /// [`Embedder::load`] with the products computed at `precision`
+    /// (`Auto` is resolved for this CPU here).
+    pub fn load_with_precision(
+        model_dir: &Path,
+        threads: usize,
+        precision: Precision,
+    ) -> Result<Embedder, EmbedError> {
+        let precision = precision.resolve();
         let tokenizer_path = model_dir.join("tokenizer.json");
         if !tokenizer_path.is_file() {
             return Err(EmbedError::Io {
@@ -58,7 +127,7 @@ impl Embedder {
                 ..TruncationParams::default()
             }))
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let encoder = Encoder::load(&model_dir.join("model.safetensors"))?;
+        let encoder = Encoder::load(&model_dir.join("model.safetensors"), precision)?;
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -70,7 +139,13 @@ impl Embedder {
             encoder,
             pool,
             threads,
+            precision,
         })
+    }
+
+    /// The precision the encoder runs at (never `Auto`).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The embedding width: 384.

@@ -1,4 +1,6 @@
-//! The BERT encoder of all-MiniLM-L6-v2 and its forward pass, on `f32`.
+//! The BERT encoder of all-MiniLM-L6-v2 and its forward pass: `f32`
+//! throughout, or with the linear layers' products in int8 (see
+//! [`crate::int8`]); attention, GELU and LayerNorm stay `f32` either way.
 //!
 //! A batch is *ragged*: the word pieces of all its texts are stacked into one
 //! `[tokens, 384]` matrix with no padding, so every matrix product works on
@@ -11,9 +13,10 @@ use std::path::Path;
 
 use gemm::Parallelism;
 
+use crate::int8::QuantMatrix;
 use crate::kernels;
 use crate::weights::SafeTensors;
-use crate::EmbedError;
+use crate::{EmbedError, Precision};
 
 /// Width of the hidden state (and of the output embedding).
 pub(crate) const HIDDEN: usize = 384;
@@ -34,7 +37,10 @@ const LN_EPS: f32 = 1e-12;
 /// stores `[outputs, inputs]`; it is transposed once at load so that the
 /// product reads it row by row).
 struct Linear {
+    /// `W` in `f32`; empty once quantised.
     w: Vec<f32>,
+    /// `W` quantised, when the encoder runs its products in int8.
+    quantized: Option<QuantMatrix>,
     b: Vec<f32>,
     inputs: usize,
     outputs: usize,
@@ -52,10 +58,20 @@ impl Linear {
         let b = st.take(&format!("{prefix}.bias"), &[outputs])?;
         Ok(Linear {
             w: transpose(&w, outputs, inputs),
+            quantized: None,
             b,
             inputs,
             outputs,
         })
+    }
+
+    /// Switches the layer's products to int8 (the `f32` weights move into
+    /// the quantised matrix, whose outlier inputs use them).
+    fn quantize(&mut self) {
+        match QuantMatrix::quantize(std::mem::take(&mut self.w), self.inputs, self.outputs) {
+            Ok(q) => self.quantized = Some(q),
+            Err(w) => self.w = w,
+        }
     }
 
     /// Stacks several layers reading the same input into one wider layer
@@ -72,6 +88,7 @@ impl Linear {
         let b = parts.iter().flat_map(|p| p.b.iter().copied()).collect();
         Linear {
             w,
+            quantized: None,
             b,
             inputs,
             outputs,
@@ -87,6 +104,20 @@ impl Linear {
             for row in out.chunks_exact_mut(self.outputs) {
                 row.copy_from_slice(&self.b);
             }
+        }
+        if let Some(q) = &self.quantized {
+            debug_assert_eq!(q.inputs(), self.inputs);
+            let threads = match par {
+                Parallelism::Rayon(n) => n,
+                _ => 1,
+            };
+            q.accumulate(x, rows, out, threads);
+            if accumulate {
+                for row in out.chunks_exact_mut(self.outputs) {
+                    kernels::add_assign(row, &self.b);
+                }
+            }
+            return;
         }
         // SAFETY: the pointers come from slices whose lengths were checked
         // above against the dimensions passed (rows × inputs, inputs ×
@@ -174,8 +205,9 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 
 impl Encoder {
     /// Loads the weights of `model.safetensors`; fails unless they have
-    /// all-MiniLM-L6-v2's shapes.
-    pub(crate) fn load(path: &Path) -> Result<Encoder, EmbedError> {
+    /// all-MiniLM-L6-v2's shapes. With [`Precision::Int8`] the linear
+    /// layers' weights are quantised on the way.
+    pub(crate) fn load(path: &Path, precision: Precision) -> Result<Encoder, EmbedError> {
         let mut st = SafeTensors::read(path)?;
         let word = st.take("embeddings.word_embeddings.weight", &[VOCAB, HIDDEN])?;
         let position = st.take(
@@ -216,6 +248,18 @@ impl Encoder {
                 ffn_out: Linear::read(&mut st, &format!("{p}.output.dense"), FFN, HIDDEN)?,
                 output_norm: LayerNorm::read(&mut st, &format!("{p}.output.LayerNorm"))?,
             });
+        }
+        if precision == Precision::Int8 {
+            for layer in &mut layers {
+                for linear in [
+                    &mut layer.qkv,
+                    &mut layer.attention_out,
+                    &mut layer.ffn_in,
+                    &mut layer.ffn_out,
+                ] {
+                    linear.quantize();
+                }
+            }
         }
         Ok(Encoder {
             word,

@@ -30,4 +30,7 @@ pub enum EmbedError {
     /// The embedder's thread pool could not be started.
     #[error("cannot start the embedder's threads: {0}")]
     Threads(String),
+    /// A precision name other than `f32`, `int8` or `auto`.
+    #[error("unknown precision {0:?}: expected f32, int8 or auto")]
+    InvalidPrecision(String),
 }

@@ -132,6 +132,51 @@ multiversion! {
 }
 
 multiversion! {
+    /// Quantises every `width`-wide row of `x` for the int8 products. Values
+    /// larger in magnitude than `outlier` are left out (quantised to zero,
+    /// the caller adds their products in `f32`); the rest get a symmetric
+    /// scale per row (its largest magnitude maps to 127, written to
+    /// `scales`) and are stored as `u8` with zero point 128 (1..=255) in `q`.
+    fn quantize_rows(x: &[f32], width: usize, outlier: f32, q: &mut [u8], scales: &mut [f32]) {
+        for ((row, q), scale) in x
+            .chunks_exact(width)
+            .zip(q.chunks_exact_mut(width))
+            .zip(scales.iter_mut())
+        {
+            let inlier = |v: f32| if v.abs() > outlier { 0.0 } else { v };
+            let mut max = [0.0f32; LANES];
+            let chunks = row.chunks_exact(LANES);
+            let tail = chunks
+                .remainder()
+                .iter()
+                .fold(0.0f32, |m, &v| m.max(inlier(v).abs()));
+            for c in chunks {
+                for l in 0..LANES {
+                    max[l] = max[l].max(inlier(c[l]).abs());
+                }
+            }
+            let max = max.iter().fold(tail, |m, &v| m.max(v));
+            *scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+            let inverse = 1.0 / *scale;
+            for (q, &v) in q.iter_mut().zip(row) {
+                // v / scale is in −127..=127; + 128.5 then truncation rounds
+                // to nearest (halves up) inside 1..=255.
+                *q = (inlier(v) * inverse + 128.5) as u8;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// `a += s · b`, element-wise.
+    fn add_scaled(a: &mut [f32], s: f32, b: &[f32]) {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += s * y;
+        }
+    }
+}
+
+multiversion! {
     /// BERT's exact GELU, `x · (1 + erf(x / √2)) / 2`, in place.
     fn gelu(x: &mut [f32]) {
         for v in x.iter_mut() {

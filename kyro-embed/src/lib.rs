@@ -13,11 +13,12 @@
 mod embedder;
 mod encoder;
 mod error;
+mod int8;
 mod kernels;
 mod service;
 mod weights;
 
-pub use embedder::{Embedder, MAX_WORD_PIECES};
+pub use embedder::{Embedder, Precision, MAX_WORD_PIECES};
 pub use error::EmbedError;
 pub use service::{BatcherConfig, EmbedService, EmbedStats};
 

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use kyro_embed::{BatcherConfig, EmbedService, Embedder, MAX_WORD_PIECES};
+use kyro_embed::{BatcherConfig, EmbedService, Embedder, Precision, MAX_WORD_PIECES};
 
 fn dataset_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/minilm-npm-50k")
@@ -89,17 +89,20 @@ fn assert_unit_and_finite(v: &[f32], what: &str) {
     assert!((norm - 1.0).abs() < 1e-4, "{what}: norm {norm}");
 }
 
-#[test]
-fn every_query_text_matches_its_reference_vector() {
-    let Some((embedder, texts, reference)) = setup() else {
-        return;
-    };
+/// Cosines of `embedder`'s vectors for `texts` to `reference`, in batches of
+/// 32; prints and returns (mean, minimum, line of the minimum).
+fn cosines_to_reference(
+    embedder: &Embedder,
+    texts: &[String],
+    reference: &[Vec<f32>],
+) -> (f32, f32, usize) {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut cosines = Vec::new();
     for (chunk, expected) in refs.chunks(32).zip(reference.chunks(32)) {
         let vectors = embedder.embed_batch(chunk).expect("embed");
         cosines.extend(vectors.iter().zip(expected).map(|(v, r)| cosine(v, r)));
     }
+    assert_eq!(cosines.len(), 1000);
     let mean = cosines.iter().sum::<f32>() / cosines.len() as f32;
     let (worst, min) =
         cosines
@@ -111,15 +114,79 @@ fn every_query_text_matches_its_reference_vector() {
                 |acc, (i, c)| if c < acc.1 { (i, c) } else { acc },
             );
     eprintln!(
-        "cosine to the reference over {} texts: mean {mean:.6}, min {min:.6} (line {worst})",
+        "{}: cosine to the reference over {} texts: mean {mean:.6}, min {min:.6} (line {worst})",
+        embedder.precision(),
         cosines.len()
     );
-    assert_eq!(cosines.len(), 1000);
+    (mean, min, worst)
+}
+
+/// The embedder at int8 precision (loaded once), when the model is here.
+fn int8_embedder() -> Option<&'static Embedder> {
+    static INT8: OnceLock<Option<Embedder>> = OnceLock::new();
+    setup()?;
+    INT8.get_or_init(|| {
+        Some(
+            Embedder::load_with_precision(&kyro_embed::default_model_dir(), 2, Precision::Int8)
+                .expect("the model loads at int8"),
+        )
+    })
+    .as_ref()
+}
+
+#[test]
+fn every_query_text_matches_its_reference_vector() {
+    let Some((embedder, texts, reference)) = setup() else {
+        return;
+    };
+    assert_eq!(embedder.precision(), Precision::F32);
+    let (_, min, worst) = cosines_to_reference(embedder, texts, reference);
     assert!(
         min >= 0.999,
         "line {worst} ({:?}) has cosine {min}",
         texts[worst]
     );
+}
+
+#[test]
+fn int8_products_keep_every_query_text_within_the_quantised_bar() {
+    let (Some((_, texts, reference)), Some(int8)) = (setup(), int8_embedder()) else {
+        return;
+    };
+    assert_eq!(int8.precision(), Precision::Int8);
+    let (mean, min, worst) = cosines_to_reference(int8, texts, reference);
+    assert!(mean >= 0.999, "int8 mean cosine {mean}");
+    assert!(
+        min >= 0.995,
+        "int8: line {worst} ({:?}) has cosine {min}",
+        texts[worst]
+    );
+}
+
+#[test]
+fn int8_vectors_are_the_same_alone_and_inside_a_mixed_batch() {
+    let (Some((_, queries, _)), Some(int8)) = (setup(), int8_embedder()) else {
+        return;
+    };
+    let mut texts = edge_texts();
+    texts.extend(queries.iter().take(40).cloned());
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let together = int8.embed_batch(&refs).expect("batch");
+    for (i, text) in refs.iter().enumerate() {
+        let alone = &int8.embed_batch(&[text]).expect("alone")[0];
+        assert_unit_and_finite(alone, &format!("int8 text {i}"));
+        let c = cosine(alone, &together[i]);
+        assert!(c >= 0.9999, "int8 text {i}: cosine {c} alone vs in batch");
+    }
+}
+
+#[test]
+fn precision_names_parse_and_unknown_ones_are_refused() {
+    assert_eq!("f32".parse::<Precision>().unwrap(), Precision::F32);
+    assert_eq!("int8".parse::<Precision>().unwrap(), Precision::Int8);
+    assert_ne!(Precision::Auto.resolve(), Precision::Auto);
+    let err = "fp16".parse::<Precision>().unwrap_err().to_string();
+    assert!(err.contains("fp16") && err.contains("int8"), "{err}");
 }
 
 #[test]
