@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Text embeddings side by side (issue 16): kyro-embed (batches, and 64
-# concurrent single-text callers through its micro-batcher) against ONNX
+# Text embeddings side by side (issue 16): kyro-embed (batches at f32 and
+# int8, and 64 concurrent single-text callers through its micro-batcher at
+# int8) against ONNX
 # Runtime int8 and f32 (the f32 graph is written from model.safetensors by
 # benches/anchors/minilm_f32_onnx.py), on the same texts,
 # 2 threads, in one run. Writes JSON per run into $OUT (default
@@ -33,8 +34,9 @@ head -n 10000 "$data/base.txt" > "$out/base10k.txt"
 run_set() { # name texts reference
     local name="$1" texts="$2" reference="$3"
     echo "== $name"
-    kyro --texts "$texts" --reference "$reference" --batch 32 --threads 2 --json "$out/$name-kyro.json"
-    kyro --texts "$texts" --reference "$reference" --callers 64 --threads 2 --json "$out/$name-kyro-callers64.json"
+    kyro --texts "$texts" --reference "$reference" --batch 32 --threads 2 --precision f32 --json "$out/$name-kyro-f32.json"
+    kyro --texts "$texts" --reference "$reference" --batch 32 --threads 2 --precision int8 --json "$out/$name-kyro-int8.json"
+    kyro --texts "$texts" --reference "$reference" --callers 64 --threads 2 --precision int8 --json "$out/$name-kyro-int8-callers64.json"
     python3 benches/anchors/embed_ort.py --texts "$texts" --reference "$reference" --model int8 \
         --batch 32 --threads 2 --json "$out/$name-ort-int8.json"
     python3 benches/anchors/embed_ort.py --texts "$texts" --reference "$reference" --model "$f32_model" \

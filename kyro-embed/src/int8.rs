@@ -27,9 +27,9 @@ use rayon::prelude::*;
 
 /// Columns per block: four 512-bit accumulators of sixteen `i32`.
 const BLOCK_COLS: usize = 64;
-/// Rows per micro-kernel call (4 × 4 accumulators, 4 weight registers and a
-/// broadcast: 21 of the 32 vector registers).
-const TILE_ROWS: usize = 4;
+/// Rows per micro-kernel call (6 × 4 accumulators, 4 weight registers and a
+/// broadcast: 29 of the 32 vector registers).
+const TILE_ROWS: usize = 6;
 /// Rows per parallel task when a product is split across threads.
 const TASK_ROWS: usize = 16;
 /// Inputs larger than this in magnitude are multiplied in `f32` (LLM.int8()'s
@@ -48,6 +48,100 @@ pub(crate) fn vnni_available() -> bool {
     {
         false
     }
+}
+
+/// Activation rows quantised for [`QuantMatrix`]: `u8` values with zero
+/// point 128 and a symmetric scale per row, computed without the outliers
+/// (values beyond [`OUTLIER`], quantised to zero and listed apart).
+struct QuantizedRows {
+    q: Vec<u8>,
+    scales: Vec<f32>,
+    /// `(row, input, value)` of every outlier.
+    outliers: Vec<(usize, usize, f32)>,
+}
+
+impl QuantizedRows {
+    /// Quantises the `width`-wide rows of `x`.
+    fn of(x: &[f32], width: usize) -> QuantizedRows {
+        let rows = x.len() / width;
+        let mut quantized = QuantizedRows {
+            q: vec![0u8; x.len()],
+            scales: vec![0.0f32; rows],
+            outliers: Vec::new(),
+        };
+        #[cfg(target_arch = "x86_64")]
+        if vnni_available() && width.is_multiple_of(16) {
+            for (row, (x, q)) in x
+                .chunks_exact(width)
+                .zip(quantized.q.chunks_exact_mut(width))
+                .enumerate()
+            {
+                // SAFETY: AVX-512 F and BW are present (vnni_available checks
+                // them); the row's width is a multiple of 16 (checked) and
+                // `q` is as long as `x`.
+                quantized.scales[row] =
+                    unsafe { quantize_row_avx512(x, q, row, &mut quantized.outliers) };
+            }
+            return quantized;
+        }
+        crate::kernels::quantize_rows(x, width, OUTLIER, &mut quantized.q, &mut quantized.scales);
+        for (row, x) in x.chunks_exact(width).enumerate() {
+            for (k, &v) in x.iter().enumerate() {
+                if v.abs() > OUTLIER {
+                    quantized.outliers.push((row, k, v));
+                }
+            }
+        }
+        quantized
+    }
+}
+
+/// One row of [`QuantizedRows::of`] on AVX-512 (the same values as
+/// `kernels::quantize_rows`, except that halves round to even): returns the
+/// row's scale and appends its outliers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn quantize_row_avx512(
+    x: &[f32],
+    q: &mut [u8],
+    row: usize,
+    outliers: &mut Vec<(usize, usize, f32)>,
+) -> f32 {
+    use std::arch::x86_64::*;
+    debug_assert!(x.len().is_multiple_of(16) && q.len() == x.len());
+    let limit = _mm512_set1_ps(OUTLIER);
+    let mut max = _mm512_setzero_ps();
+    for (start, chunk) in x.chunks_exact(16).enumerate() {
+        // SAFETY: a 16-float chunk, loaded unaligned.
+        let v = unsafe { _mm512_loadu_ps(chunk.as_ptr()) };
+        let magnitude = _mm512_abs_ps(v);
+        let inlier = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(magnitude, limit);
+        if inlier != 0xffff {
+            for (lane, &value) in chunk.iter().enumerate() {
+                if inlier & (1 << lane) == 0 {
+                    outliers.push((row, start * 16 + lane, value));
+                }
+            }
+        }
+        max = _mm512_mask_max_ps(max, inlier, max, magnitude);
+    }
+    let max = _mm512_reduce_max_ps(max);
+    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    let inverse = _mm512_set1_ps(1.0 / scale);
+    let zero_point = _mm512_set1_ps(128.0);
+    for (chunk, q) in x.chunks_exact(16).zip(q.chunks_exact_mut(16)) {
+        // SAFETY: 16 floats in, 16 bytes out, unaligned.
+        unsafe {
+            let v = _mm512_loadu_ps(chunk.as_ptr());
+            let inlier = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(_mm512_abs_ps(v), limit);
+            let scaled = _mm512_maskz_fmadd_ps(inlier, v, inverse, zero_point);
+            // Outliers (zeroed by the mask) get the zero point.
+            let scaled = _mm512_mask_blend_ps(inlier, zero_point, scaled);
+            let ints = _mm512_cvtps_epi32(scaled);
+            _mm_storeu_si128(q.as_mut_ptr().cast(), _mm512_cvtusepi32_epi8(ints));
+        }
+    }
+    scale
 }
 
 /// A weight matrix `[inputs, outputs]` quantised to `i8` per output column
@@ -137,12 +231,16 @@ impl QuantMatrix {
             rows.max(1)
         };
         let run = |(x, out): (&[f32], &mut [f32])| {
-            let rows = x.len() / self.inputs;
-            let mut qx = vec![0u8; x.len()];
-            let mut row_scales = vec![0.0f32; rows];
-            crate::kernels::quantize_rows(x, self.inputs, OUTLIER, &mut qx, &mut row_scales);
-            self.product(&qx, &row_scales, out);
-            self.add_outliers(x, out);
+            let rows = QuantizedRows::of(x, self.inputs);
+            self.product(&rows.q, &rows.scales, out);
+            for &(row, k, v) in &rows.outliers {
+                let weights = &self.weights[k * self.outputs..][..self.outputs];
+                crate::kernels::add_scaled(
+                    &mut out[row * self.outputs..][..self.outputs],
+                    v,
+                    weights,
+                );
+            }
         };
         let pairs = x
             .chunks(task_rows * self.inputs)
@@ -151,22 +249,6 @@ impl QuantMatrix {
             pairs.par_bridge().for_each(run);
         } else {
             pairs.for_each(run);
-        }
-    }
-
-    /// `out += x[r][k] · W[k]` for every input beyond [`OUTLIER`] (those the
-    /// quantisation left out).
-    fn add_outliers(&self, x: &[f32], out: &mut [f32]) {
-        for (x, out) in x
-            .chunks_exact(self.inputs)
-            .zip(out.chunks_exact_mut(self.outputs))
-        {
-            for (k, &v) in x.iter().enumerate() {
-                if v.abs() > OUTLIER {
-                    let row = &self.weights[k * self.outputs..][..self.outputs];
-                    crate::kernels::add_scaled(out, v, row);
-                }
-            }
         }
     }
 
@@ -218,23 +300,27 @@ impl QuantMatrix {
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn product_vnni(&self, qx: &[u8], row_scales: &[f32], out: &mut [f32]) {
         let rows = row_scales.len();
-        let mut row = 0;
-        while row < rows {
-            let tile = (rows - row).min(TILE_ROWS);
-            for block in (0..self.outputs).step_by(BLOCK_COLS) {
+        // Column blocks outside, rows inside: a block's weights (24 KiB for
+        // 384 inputs) stay in L1 while every row passes over them.
+        for block in (0..self.outputs).step_by(BLOCK_COLS) {
+            let mut row = 0;
+            while row < rows {
+                let tile = (rows - row).min(TILE_ROWS);
                 // SAFETY: rows row..row+tile exist in qx/out/row_scales and
                 // the block's 64 columns exist in out and the packed weights
                 // (outputs is a multiple of 64); the features are enabled.
                 unsafe {
                     match tile {
+                        6 => self.tile_vnni::<6>(qx, row_scales, out, row, block),
+                        5 => self.tile_vnni::<5>(qx, row_scales, out, row, block),
                         4 => self.tile_vnni::<4>(qx, row_scales, out, row, block),
                         3 => self.tile_vnni::<3>(qx, row_scales, out, row, block),
                         2 => self.tile_vnni::<2>(qx, row_scales, out, row, block),
                         _ => self.tile_vnni::<1>(qx, row_scales, out, row, block),
                     }
                 }
+                row += tile;
             }
-            row += tile;
         }
     }
 
@@ -363,6 +449,29 @@ mod tests {
     }
 
     #[test]
+    fn the_avx512_quantiser_agrees_with_the_portable_one() {
+        let width = 384;
+        let mut x = random(6 * width, 5);
+        x[99] = 28.0;
+        x[width + 7] = -9.5;
+        x[3 * width + 200] = 6.5;
+        let fast = QuantizedRows::of(&x, width);
+        let mut q = vec![0u8; x.len()];
+        let mut scales = vec![0.0f32; 6];
+        crate::kernels::quantize_rows(&x, width, OUTLIER, &mut q, &mut scales);
+        assert_eq!(fast.scales, scales);
+        for (i, (a, b)) in fast.q.iter().zip(&q).enumerate() {
+            // Halves round to even on one side, up on the other.
+            assert!(a.abs_diff(*b) <= 1, "value {i}: {a} vs {b}");
+        }
+        assert_eq!(q[99], 128, "an outlier is quantised to zero");
+        assert_eq!(
+            fast.outliers,
+            vec![(0, 99, 28.0), (1, 7, -9.5), (3, 200, 6.5)]
+        );
+    }
+
+    #[test]
     fn shapes_the_kernel_cannot_take_are_refused() {
         assert!(QuantMatrix::quantize(vec![0.0; 6 * 64], 6, 64).is_err());
         assert!(QuantMatrix::quantize(vec![0.0; 8 * 48], 8, 48).is_err());
@@ -398,9 +507,11 @@ mod tests {
             let w = random(inputs * outputs, 20 + rows as u64);
             let q = QuantMatrix::quantize(w.clone(), inputs, outputs)
                 .unwrap_or_else(|_| panic!("fits"));
-            let mut qx = vec![0u8; x.len()];
-            let mut scales = vec![0.0f32; rows];
-            crate::kernels::quantize_rows(&x, inputs, OUTLIER, &mut qx, &mut scales);
+            let QuantizedRows {
+                q: qx,
+                scales,
+                outliers: _,
+            } = QuantizedRows::of(&x, inputs);
             let mut reference = vec![0.5f32; rows * outputs];
             q.product_scalar(&qx, &scales, &mut reference);
             #[cfg(target_arch = "x86_64")]
