@@ -249,14 +249,21 @@ fn run_callers(
             .collect();
         let mut all = Vec::new();
         let mut ticker = tokio::time::interval(Duration::from_millis(500));
-        let mut tasks = tasks;
-        // Progress while the callers run.
-        while !tasks.iter().all(|t| t.is_finished()) {
-            ticker.tick().await;
-            progress.tick(next.load(Ordering::Relaxed).min(texts.len()));
-        }
-        for task in tasks.drain(..) {
-            all.extend(task.await??);
+        // Progress while the callers run; each caller is joined as soon as
+        // it finishes (polling for "all finished" on the ticker would add up
+        // to a tick to the measured time).
+        for mut task in tasks {
+            loop {
+                tokio::select! {
+                    done = &mut task => {
+                        all.extend(done??);
+                        break;
+                    }
+                    _ = ticker.tick() => {
+                        progress.tick(next.load(Ordering::Relaxed).min(texts.len()));
+                    }
+                }
+            }
         }
         anyhow::Ok(all)
     })?;

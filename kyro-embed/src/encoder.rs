@@ -20,8 +20,8 @@ use crate::{EmbedError, Precision};
 
 /// Width of the hidden state (and of the output embedding).
 pub(crate) const HIDDEN: usize = 384;
-/// Attention heads per layer.
-const HEADS: usize = 12;
+// Attention heads per layer: 12 of `kernels::HEAD_DIM` (32).
+const _: () = assert!(HIDDEN == 12 * kernels::HEAD_DIM);
 /// Width of the feed-forward block.
 const FFN: usize = 1536;
 /// Encoder layers.
@@ -298,10 +298,10 @@ impl Encoder {
         let mut context = vec![0.0f32; tokens * HIDDEN];
         let mut hidden = vec![0.0f32; tokens * FFN];
         let longest = lengths.iter().copied().max().unwrap_or(0);
-        let mut scores = vec![0.0f32; longest];
+        let mut attention_scratch = vec![0.0f32; (kernels::HEAD_DIM + 1) * longest];
         for layer in &self.layers {
             layer.qkv.forward(&x, tokens, &mut qkv, false, par);
-            kernels::attention(&qkv, &lengths, HIDDEN, HEADS, &mut context, &mut scores);
+            kernels::attention(&qkv, &lengths, HIDDEN, &mut context, &mut attention_scratch);
             // Residual: x += context · W_o + b_o, then LayerNorm.
             layer
                 .attention_out

@@ -185,50 +185,64 @@ multiversion! {
     }
 }
 
+/// Width of one attention head (MiniLM: 384 / 12).
+pub(crate) const HEAD_DIM: usize = 32;
+
 multiversion! {
     /// Scaled dot-product attention of every head, per sequence. `qkv` holds
     /// each token's query, key and value side by side (`[tokens, 3 ×
-    /// hidden]`); `context` receives the heads' outputs side by side
-    /// (`[tokens, hidden]`); `scores` is scratch at least as long as the
-    /// longest sequence.
+    /// hidden]`, heads of [`HEAD_DIM`]); `context` receives the heads'
+    /// outputs side by side (`[tokens, hidden]`); `scratch` is at least
+    /// `(HEAD_DIM + 1) ×` the longest sequence. A head's keys are transposed
+    /// into `scratch` first, so that a query's scores are computed for all
+    /// keys at once (vectorised across keys rather than reduced per pair).
     fn attention(
         qkv: &[f32],
         lengths: &[usize],
         hidden: usize,
-        heads: usize,
         context: &mut [f32],
-        scores: &mut [f32],
+        scratch: &mut [f32],
     ) {
-        let head_dim = hidden / heads;
-        let scale = 1.0 / (head_dim as f32).sqrt();
+        let scale = 1.0 / (HEAD_DIM as f32).sqrt();
         let stride = 3 * hidden;
         let mut start = 0;
         for &len in lengths {
             let seq = &qkv[start * stride..(start + len) * stride];
-            for head in 0..heads {
-                let q_off = head * head_dim;
+            let (keys_t, scores) = scratch.split_at_mut(HEAD_DIM * len);
+            let scores = &mut scores[..len];
+            for q_off in (0..hidden).step_by(HEAD_DIM) {
                 let k_off = hidden + q_off;
                 let v_off = 2 * hidden + q_off;
-                for i in 0..len {
-                    let q = &seq[i * stride + q_off..][..head_dim];
-                    let scores = &mut scores[..len];
-                    let mut max = f32::NEG_INFINITY;
-                    for (j, s) in scores.iter_mut().enumerate() {
-                        *s = dot(q, &seq[j * stride + k_off..][..head_dim]) * scale;
-                        max = max.max(*s);
+                for j in 0..len {
+                    let k = &seq[j * stride + k_off..][..HEAD_DIM];
+                    for (d, &v) in k.iter().enumerate() {
+                        keys_t[d * len + j] = v;
                     }
+                }
+                for i in 0..len {
+                    let q = &seq[i * stride + q_off..][..HEAD_DIM];
+                    scores.fill(0.0);
+                    for (&qd, keys) in q.iter().zip(keys_t.chunks_exact(len)) {
+                        let qd = qd * scale;
+                        for (s, k) in scores.iter_mut().zip(keys) {
+                            *s += qd * k;
+                        }
+                    }
+                    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
                     for s in scores.iter_mut() {
                         *s = exp_nonpositive(*s - max);
                     }
                     let inv = 1.0 / sum(scores);
-                    let out = &mut context[(start + i) * hidden + q_off..][..head_dim];
-                    out.fill(0.0);
+                    let mut acc = [0.0f32; HEAD_DIM];
                     for (j, &p) in scores.iter().enumerate() {
-                        let v = &seq[j * stride + v_off..][..head_dim];
-                        let p = p * inv;
-                        for (o, v) in out.iter_mut().zip(v) {
-                            *o += p * v;
+                        let v = &seq[j * stride + v_off..][..HEAD_DIM];
+                        for (a, v) in acc.iter_mut().zip(v) {
+                            *a += p * v;
                         }
+                    }
+                    let out = &mut context[(start + i) * hidden + q_off..][..HEAD_DIM];
+                    for (o, a) in out.iter_mut().zip(acc) {
+                        *o = a * inv;
                     }
                 }
             }
