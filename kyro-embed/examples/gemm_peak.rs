@@ -1,6 +1,8 @@
 //! Measures the machine's f32 GEMM throughput (GFLOP/s) with the `gemm`
-//! crate on the encoder's own shapes, one pass per thread, so that the
-//! embedder's speed can be set against the physical ceiling.
+//! crate, and the int8 product's (GOP/s, one multiply-add = 2 operations)
+//! with kyro-embed's VNNI kernel, on the encoder's own shapes, one pass per
+//! thread, so that the embedder's speed can be set against the physical
+//! ceiling.
 //! `cargo run --release -p kyro-embed --example gemm_peak -- [ROWS] [THREADS]`
 
 use std::time::Instant;
@@ -63,4 +65,39 @@ fn main() {
     let secs = start.elapsed().as_secs_f64();
     let gflops = flops_per_round * rounds as f64 * threads as f64 / secs / 1e9;
     println!("gemm f32, {m} rows, encoder shapes, {threads} thread(s): {gflops:.1} GFLOP/s");
+
+    use kyro_embed::int8_product::{vnni_available, QuantMatrix};
+    let int8_rounds = 4 * rounds;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let layers: Vec<(QuantMatrix, Vec<f32>, Vec<f32>)> = shapes
+                    .iter()
+                    .map(|&(k, n)| {
+                        let weights = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
+                        let Ok(q) = QuantMatrix::quantize(weights, k, n) else {
+                            panic!("the encoder's shapes fit the int8 kernel");
+                        };
+                        let x = (0..m * k).map(|i| ((i % 5) as f32 - 2.0) * 0.3).collect();
+                        (q, x, vec![0.0f32; m * n])
+                    })
+                    .collect();
+                let mut layers = layers;
+                for _ in 0..int8_rounds {
+                    for (q, x, out) in layers.iter_mut() {
+                        q.accumulate(x, m, out, 1);
+                    }
+                }
+            });
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let gops = flops_per_round * int8_rounds as f64 * threads as f64 / secs / 1e9;
+    let kernel = if vnni_available() {
+        "AVX-512 VNNI"
+    } else {
+        "portable scalar"
+    };
+    println!("int8 ({kernel}), {m} rows, encoder shapes, {threads} thread(s): {gops:.1} GOP/s (quantising the rows included)");
 }

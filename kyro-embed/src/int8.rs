@@ -37,7 +37,7 @@ const TASK_ROWS: usize = 16;
 const OUTLIER: f32 = 6.0;
 
 /// Whether this CPU runs the VNNI kernel.
-pub(crate) fn vnni_available() -> bool {
+pub fn vnni_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx512f")
@@ -148,7 +148,7 @@ unsafe fn quantize_row_avx512(
 /// and packed for the kernel: column blocks of [`BLOCK_COLS`], inside a block
 /// groups of four consecutive inputs, inside a group the block's columns,
 /// each holding its four inputs' bytes side by side (what `vpdpbusd` reads).
-pub(crate) struct QuantMatrix {
+pub struct QuantMatrix {
     packed: Vec<i8>,
     /// The `f32` weights, `[inputs, outputs]`: the rows of outlier inputs.
     weights: Vec<f32>,
@@ -166,11 +166,7 @@ impl QuantMatrix {
     /// the outliers' `f32` products. Gives `w` back when the shape does not
     /// fit the kernel (inputs a multiple of 4, outputs of 64; all of
     /// MiniLM's layers do).
-    pub(crate) fn quantize(
-        w: Vec<f32>,
-        inputs: usize,
-        outputs: usize,
-    ) -> Result<QuantMatrix, Vec<f32>> {
+    pub fn quantize(w: Vec<f32>, inputs: usize, outputs: usize) -> Result<QuantMatrix, Vec<f32>> {
         if !inputs.is_multiple_of(4)
             || !outputs.is_multiple_of(BLOCK_COLS)
             || w.len() != inputs * outputs
@@ -215,14 +211,14 @@ impl QuantMatrix {
         })
     }
 
-    pub(crate) fn inputs(&self) -> usize {
+    pub fn inputs(&self) -> usize {
         self.inputs
     }
 
     /// `out += x · W` for `rows` rows of `x` (`rows × inputs`, row-major;
     /// `out` is `rows × outputs`), with `x` quantised per row on the way.
     /// `threads > 1` splits the rows across the current rayon pool.
-    pub(crate) fn accumulate(&self, x: &[f32], rows: usize, out: &mut [f32], threads: usize) {
+    pub fn accumulate(&self, x: &[f32], rows: usize, out: &mut [f32], threads: usize) {
         assert_eq!(x.len(), rows * self.inputs, "x is rows × inputs");
         assert_eq!(out.len(), rows * self.outputs, "out is rows × outputs");
         let task_rows = if threads > 1 {

@@ -22,6 +22,13 @@ pub use embedder::{Embedder, Precision, MAX_WORD_PIECES};
 pub use error::EmbedError;
 pub use service::{BatcherConfig, EmbedService, EmbedStats};
 
+/// The int8 matrix product on its own, for the `gemm_peak` example's
+/// measurement of the machine's ceiling; not part of the embedder's API.
+#[doc(hidden)]
+pub mod int8_product {
+    pub use crate::int8::{vnni_available, QuantMatrix};
+}
+
 /// The model folder used when none is configured:
 /// `$KYRO_MODEL_DIR`, else `$HOME/.cache/kyrodb/models/all-MiniLM-L6-v2`
 /// (where `scripts/fetch-model.sh` puts it).

@@ -193,6 +193,21 @@ where
         value
     }
 
+    /// The cached value of `key` without counting a request: no statistics,
+    /// recency or frequency change (for the engine's own bookkeeping reads,
+    /// which are not demand).
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let state = self.state.lock();
+        state
+            .entries
+            .find(key)
+            .map(|slot| state.entries.entry(slot).value.clone())
+    }
+
     /// Whether `key` is cached. Unlike [`get`](Self::get) this is not a
     /// request: no statistics, recency or frequency change.
     pub fn contains<Q>(&self, key: &Q) -> bool
@@ -820,8 +835,10 @@ mod tests {
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses, stats.insertions), (2, 2, 1));
         assert_eq!(stats.hit_ratio(), 0.5);
-        // `contains` is not a request.
+        // `contains` and `peek` are not requests.
         assert!(cache.contains(&1));
+        assert_eq!(cache.peek(&1), Some(11));
+        assert_eq!(cache.peek(&2), None);
         assert_eq!(cache.stats().requests(), 4);
     }
 

@@ -45,6 +45,8 @@ mod segment;
 mod snapshot;
 mod store;
 mod tiering;
+#[cfg(test)]
+mod unindex_tests;
 
 pub use config::{CacheConfig, FsyncPolicy, InstanceConfig, OptimizerConfig, PlannerConfig};
 pub use error::StorageError;

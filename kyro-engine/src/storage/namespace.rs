@@ -128,6 +128,8 @@ pub(crate) struct Namespace {
     /// The instance's cache of cold points; entries of this namespace are
     /// invalidated under the `points` write lock.
     point_cache: Option<Arc<PointCache>>,
+    /// Payloads read from RocksDB (for answers and for unindexing).
+    pub(crate) payload_reads: AtomicU64,
 }
 
 /// Filter results kept per namespace.
@@ -179,6 +181,7 @@ impl Namespace {
             dropped: AtomicBool::new(false),
             filter_results: Mutex::new(Vec::new()),
             point_cache,
+            payload_reads: AtomicU64::new(0),
         }
     }
 
@@ -259,6 +262,7 @@ impl Namespace {
 
     /// The stored payload of `point` (empty when it has none).
     pub(crate) fn payload_of(&self, store: &Store, point: u32) -> Result<Payload, StorageError> {
+        self.payload_reads.fetch_add(1, Ordering::Relaxed);
         let value = store
             .db()
             .get_pinned_cf(store.cf(CF_PAYLOADS), keys::point_key(self.id, point))
@@ -268,6 +272,21 @@ impl Namespace {
             Some(bytes) => Payload::decode(&bytes).map_err(|e| {
                 StorageError::corrupt(format!("payload of point {point}"), e.to_string())
             }),
+        }
+    }
+
+    /// The payload `point` is indexed with, to unindex it: the point cache's
+    /// copy when the point is cached (no read), else RocksDB's. The caller
+    /// holds `writer`, so no other write changes it meanwhile; a concurrent
+    /// reader can only fill the cache with this same payload.
+    fn indexed_payload(&self, store: &Store, point: u32) -> Result<Payload, StorageError> {
+        let cached = self
+            .point_cache
+            .as_ref()
+            .and_then(|cache| cache.peek(&(self.id, point)));
+        match cached {
+            Some(cached) => Ok(cached.payload.clone()),
+            None => self.payload_of(store, point),
         }
     }
 
@@ -328,7 +347,7 @@ impl Namespace {
                     Some((planned[earlier].point, previous.payload.clone()))
                 }
                 None => match self.point_of(store, item.doc_id)? {
-                    Some(old) => Some((old, self.payload_of(store, old)?)),
+                    Some(old) => Some((old, self.indexed_payload(store, old)?)),
                     None => None,
                 },
             };
@@ -480,7 +499,7 @@ impl Namespace {
         let mut batch = WriteBatch::default();
         let mut old_payloads = Vec::with_capacity(targets.len());
         for &(doc, point) in targets {
-            old_payloads.push(self.payload_of(store, point)?);
+            old_payloads.push(self.indexed_payload(store, point)?);
             self.ids().remove(store, &mut batch, doc);
             batch.delete_cf(store.cf(CF_PAYLOADS), keys::point_key(self.id, point));
             batch.delete_cf(store.cf(CF_HOT), keys::point_key(self.id, point));
@@ -529,7 +548,7 @@ impl Namespace {
                 namespace: self.name.clone(),
                 doc_id,
             })?;
-        let old = self.payload_of(store, point)?;
+        let old = self.indexed_payload(store, point)?;
         let new = match mode {
             PayloadUpdate::Replace => payload,
             PayloadUpdate::Merge => {
