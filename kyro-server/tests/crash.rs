@@ -365,9 +365,17 @@ async fn check(
             let tie = |other: u64| matches!(known.docs.get(&other), Some(Doc::Live { seed: s, .. }) if *s == seed);
             if first != Some(doc) && !first.is_some_and(tie) {
                 figures.unsearchable += 1;
+                // What the first hit is, in the model: a live doc (the
+                // search never reached this one) or a deleted one (a
+                // tombstone lost) tell different stories.
+                let first_state = first.map(|other| match known.docs.get(&other) {
+                    Some(Doc::Live { .. }) => "live",
+                    Some(Doc::Deleted) => "deleted",
+                    None => "never written",
+                });
                 eprintln!(
-                    "doc {doc}: its own vector finds {:?}",
-                    result.hits.first().map(|h| h.doc_id)
+                    "doc {doc}: its own vector finds {first:?} ({first_state:?}, score {:?})",
+                    result.hits.first().map(|h| h.score)
                 );
             }
         }
