@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # REST gateway load (issue 17), side by side in one run:
 #   1. the embedder's own batched throughput (kyro-embed's `embed_bench`
-#      example, batches of 32, 2 threads) on the very texts a distinct run
+#      example, batches of 32, 2 threads, precision `auto` as the gateway's
+#      default) on the very texts a distinct run
 #      embeds (`kyro-rest-load --dump-texts`);
 #   2. kyro-rest-load against kyro-server + the release gateway, texts Zipf(1.0)
 #      over 10,000 episodes;
@@ -107,7 +108,7 @@ echo "kyro-server pid $server_pid (text $text_addr), gateway pid $gateway_pid ($
 embedder() { # name
     "$load_bin" --dump-texts "$out/embed-texts.txt" --dump-count "$embed_texts"
     machine_state "embedder $1"
-    "$embed_bin" --texts "$out/embed-texts.txt" --batch 32 --threads 2 --json "$out/embed-$1.json"
+    "$embed_bin" --texts "$out/embed-texts.txt" --batch 32 --threads 2 --precision auto --json "$out/embed-$1.json"
 }
 
 load() { # name texts seconds
