@@ -105,22 +105,28 @@ impl Linear {
                 row.copy_from_slice(&self.b);
             }
         }
-        if let Some(q) = &self.quantized {
-            debug_assert_eq!(q.inputs(), self.inputs);
-            let threads = match par {
-                Parallelism::Rayon(n) => n,
-                _ => 1,
-            };
-            q.accumulate(x, rows, out, threads);
-            if accumulate {
-                for row in out.chunks_exact_mut(self.outputs) {
-                    kernels::add_assign(row, &self.b);
-                }
+        match &self.quantized {
+            Some(q) => {
+                let threads = match par {
+                    Parallelism::Rayon(n) => n,
+                    _ => 1,
+                };
+                q.accumulate(x, rows, out, threads);
             }
-            return;
+            None => self.accumulate_f32(x, rows, out, par),
         }
+        if accumulate {
+            for row in out.chunks_exact_mut(self.outputs) {
+                kernels::add_assign(row, &self.b);
+            }
+        }
+    }
+
+    /// `out += x · W` with the `f32` weights, on the `gemm` crate.
+    fn accumulate_f32(&self, x: &[f32], rows: usize, out: &mut [f32], par: Parallelism) {
+        debug_assert_eq!(self.w.len(), self.inputs * self.outputs);
         // SAFETY: the pointers come from slices whose lengths were checked
-        // above against the dimensions passed (rows × inputs, inputs ×
+        // in `forward` against the dimensions passed (rows × inputs, inputs ×
         // outputs, rows × outputs, all row-major: column stride 1, row
         // stride the width); `out` does not alias `x` or the weights since it
         // is borrowed mutably.
@@ -146,11 +152,6 @@ impl Linear {
                 false,
                 par,
             );
-        }
-        if accumulate {
-            for row in out.chunks_exact_mut(self.outputs) {
-                kernels::add_assign(row, &self.b);
-            }
         }
     }
 }

@@ -211,10 +211,6 @@ impl QuantMatrix {
         })
     }
 
-    pub fn inputs(&self) -> usize {
-        self.inputs
-    }
-
     /// `out += x · W` for `rows` rows of `x` (`rows × inputs`, row-major;
     /// `out` is `rows × outputs`), with `x` quantised per row on the way.
     /// `threads > 1` splits the rows across the current rayon pool.
@@ -238,13 +234,13 @@ impl QuantMatrix {
                 );
             }
         };
-        let pairs = x
-            .chunks(task_rows * self.inputs)
-            .zip(out.chunks_mut(task_rows * self.outputs));
+        let (x_rows, out_rows) = (task_rows * self.inputs, task_rows * self.outputs);
         if threads > 1 {
-            pairs.par_bridge().for_each(run);
+            x.par_chunks(x_rows)
+                .zip(out.par_chunks_mut(out_rows))
+                .for_each(run);
         } else {
-            pairs.for_each(run);
+            x.chunks(x_rows).zip(out.chunks_mut(out_rows)).for_each(run);
         }
     }
 
@@ -398,6 +394,16 @@ mod tests {
             .collect()
     }
 
+    fn cosine(a: &[f32], b: &[f32]) -> f64 {
+        let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+        for (x, y) in a.iter().zip(b) {
+            dot += f64::from(*x) * f64::from(*y);
+            na += f64::from(*x) * f64::from(*x);
+            nb += f64::from(*y) * f64::from(*y);
+        }
+        dot / (na.sqrt() * nb.sqrt())
+    }
+
     fn f32_product(x: &[f32], w: &[f32], rows: usize, inputs: usize, outputs: usize) -> Vec<f32> {
         let mut out = vec![0.0f32; rows * outputs];
         for r in 0..rows {
@@ -434,13 +440,7 @@ mod tests {
                 got[r * outputs + n] -= outlier;
             }
         }
-        let (mut dot, mut nw, mut ng) = (0.0f64, 0.0f64, 0.0f64);
-        for (g, w) in got.iter().zip(&want) {
-            dot += f64::from(*g) * f64::from(*w);
-            nw += f64::from(*w) * f64::from(*w);
-            ng += f64::from(*g) * f64::from(*g);
-        }
-        let cosine = dot / (nw.sqrt() * ng.sqrt());
+        let cosine = cosine(&got, &want);
         assert!(cosine > 0.999, "cosine of the ordinary part {cosine}");
     }
 
@@ -484,13 +484,7 @@ mod tests {
             QuantMatrix::quantize(w.clone(), inputs, outputs).unwrap_or_else(|_| panic!("fits"));
         let mut got = vec![0.0f32; rows * outputs];
         q.accumulate(&x, rows, &mut got, 1);
-        let (mut dot, mut nw, mut ng) = (0.0f64, 0.0f64, 0.0f64);
-        for (g, w) in got.iter().zip(&want) {
-            dot += f64::from(*g) * f64::from(*w);
-            nw += f64::from(*w) * f64::from(*w);
-            ng += f64::from(*g) * f64::from(*g);
-        }
-        let cosine = dot / (nw.sqrt() * ng.sqrt());
+        let cosine = cosine(&got, &want);
         assert!(cosine > 0.9998, "cosine {cosine}");
     }
 
