@@ -116,6 +116,16 @@ impl HotSegment {
         self.index.vector_of(u64::from(point))
     }
 
+    /// (point, doc) of its live points, in no particular order.
+    pub(crate) fn live_points(&self) -> Vec<(u32, u64)> {
+        self.docs
+            .read()
+            .iter()
+            .filter(|(&point, _)| self.index.internal_id(u64::from(point)).is_some())
+            .map(|(&point, &doc)| (point, doc))
+            .collect()
+    }
+
     /// Live points.
     pub(crate) fn len(&self) -> usize {
         self.index.len()

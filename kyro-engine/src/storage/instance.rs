@@ -450,11 +450,9 @@ impl Instance {
             .core
             .all_namespaces()
             .iter()
-            .flat_map(|n| {
+            .map(|n| {
                 let set = n.segment_set();
-                set.hot_segments()
-                    .map(|h| h.memory_bytes() as u64)
-                    .collect::<Vec<_>>()
+                set.segments().map(|s| s.stats().memory_bytes).sum::<u64>()
             })
             .sum();
         InstanceStats {

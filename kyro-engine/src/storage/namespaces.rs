@@ -15,6 +15,7 @@ use super::keys::{self, CF_HOT, CF_IDS, CF_META, CF_PAYLOADS};
 use super::manifest::segment_dir;
 use super::namespace::{Namespace, PointState, SegmentSet};
 use super::request::{NamespaceInfo, NamespaceRef};
+use super::segment::{SegmentStats, Tier};
 use crate::error::EngineError;
 
 impl Instance {
@@ -137,13 +138,19 @@ impl Instance {
 
 pub(super) fn namespace_info(namespace: &Namespace) -> NamespaceInfo {
     let set = namespace.segment_set();
+    let stats: Vec<SegmentStats> = set.segments().map(|s| s.stats()).collect();
+    let cold = || stats.iter().filter(|s| s.tier == Tier::Cold);
     NamespaceInfo {
         tenant: namespace.tenant.clone(),
         namespace: namespace.name.clone(),
         points: namespace.points.read().live.len(),
-        hot_points: set.hot_segments().map(|h| h.len() as u64).sum(),
-        cold_segments: set.sealed.len(),
-        cold_bytes: set.sealed.iter().map(|s| s.file_bytes()).sum(),
-        cold_segment_points: set.sealed.iter().map(|s| s.live() as u64).collect(),
+        hot_points: stats
+            .iter()
+            .filter(|s| s.tier == Tier::Hot)
+            .map(|s| s.live as u64)
+            .sum(),
+        cold_segments: cold().count(),
+        cold_bytes: cold().map(|s| s.file_bytes).sum(),
+        cold_segment_points: cold().map(|s| s.live as u64).collect(),
     }
 }

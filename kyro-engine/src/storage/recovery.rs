@@ -20,6 +20,7 @@ use super::keys::{self, CF_HOT, CF_META, CF_PAYLOADS};
 use super::manifest::{self, parse_segment_dir, segment_dir, NamespaceRecord};
 use super::namespace::{Namespace, PointState, SegmentSet};
 use super::sealed::SealedSegment;
+use super::segment::Segment;
 use super::store::Store;
 use crate::error::EngineError;
 use crate::payload::{Payload, PayloadIndex};
@@ -114,15 +115,10 @@ pub(crate) fn recover_namespace(
         }
     }
     for segment in &sealed {
-        if let Some(last) = segment.entries().last() {
-            note(u32::try_from(last[0]).unwrap_or(u32::MAX));
-        }
-        let masked = segment
-            .entries()
-            .iter()
-            .filter(|row| u32::try_from(row[0]).is_ok_and(|p| !live.contains(p)))
-            .count();
-        segment.set_masked(masked);
+        // Points deleted after the segment was written are masked by the
+        // live set; the segment learns how many.
+        segment.sync_deletes(&live);
+        segment.for_each_point(&mut |point, _| note(point));
     }
     let next_point = max_point.map_or(Ok(0), |m| {
         m.checked_add(1).ok_or(EngineError::CapacityExceeded {

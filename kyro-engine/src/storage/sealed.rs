@@ -150,11 +150,6 @@ impl SealedSegment {
         self.cold.vector(slot)
     }
 
-    /// Points in the table (live when written).
-    pub(crate) fn len(&self) -> usize {
-        self.rows
-    }
-
     /// Points of the table deleted since.
     pub(crate) fn masked(&self) -> usize {
         self.masked.load(Ordering::Relaxed)

@@ -2,8 +2,12 @@
 //! tier it is in. The hot segment ([`HotSegment`], in memory, taking writes)
 //! and the sealed one ([`SealedSegment`], mmap'd, immutable) implement it, so
 //! that the read path, deletes, point lookups and the health checks fan out
-//! over a namespace's segments once (`SegmentSet::segments`). Tiering keeps
-//! the concrete types: sealing consumes a hot segment and writes a sealed one.
+//! over a namespace's segments once (`SegmentSet::segments`), and so do
+//! recovery, publishing, the optimizer's choice and gathering of points, and
+//! the stats. Only the tier transitions name the concrete types: a seal turns
+//! a hot segment's graph into files, a merge writes sealed segments anew.
+
+use roaring::RoaringBitmap;
 
 use super::hot::HotSegment;
 use super::sealed::SealedSegment;
@@ -16,6 +20,33 @@ pub(crate) enum Tier {
     Hot,
     /// Memory-mapped files; deletes are masked by the namespace's live set.
     Cold,
+}
+
+/// A segment's size, as the stats and the optimizer see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentStats {
+    pub(crate) tier: Tier,
+    /// Points a search can return.
+    pub(crate) live: usize,
+    /// Points it still holds that were deleted since it was made (0 for a
+    /// hot segment, whose graph drops them from its count).
+    pub(crate) deleted: usize,
+    /// Bytes held in memory (graph, vectors, maps); 0 for mmap'd files.
+    pub(crate) memory_bytes: u64,
+    /// Bytes of its files on disk; 0 in memory.
+    pub(crate) file_bytes: u64,
+}
+
+impl SegmentStats {
+    /// The fraction of its points deleted since it was made.
+    pub(crate) fn deleted_fraction(&self) -> f64 {
+        let held = self.live + self.deleted;
+        if held == 0 {
+            0.0
+        } else {
+            self.deleted as f64 / held as f64
+        }
+    }
 }
 
 /// One segment of a namespace. Neighbour ids are the namespace's point ids;
@@ -61,6 +92,18 @@ pub(crate) trait Segment: Send + Sync {
     /// Point ids of this segment that its graph search cannot reach
     /// (deleted ones may be included; the caller masks them).
     fn unreachable_points(&self) -> Vec<u32>;
+
+    /// Calls `visit(point, doc)` for every point it holds and has not seen
+    /// deleted (a cold segment's deletes since it was made are included:
+    /// the caller masks them with the live set).
+    fn for_each_point(&self, visit: &mut dyn FnMut(u32, u64));
+
+    /// Brings its deletes in line with the namespace's `live` set, after
+    /// the set changed without it (at recovery, and when a new segment is
+    /// published while writes go on).
+    fn sync_deletes(&self, live: &RoaringBitmap);
+
+    fn stats(&self) -> SegmentStats;
 }
 
 impl Segment for HotSegment {
@@ -107,6 +150,30 @@ impl Segment for HotSegment {
 
     fn unreachable_points(&self) -> Vec<u32> {
         HotSegment::unreachable_points(self)
+    }
+
+    fn for_each_point(&self, visit: &mut dyn FnMut(u32, u64)) {
+        for (point, doc) in self.live_points() {
+            visit(point, doc);
+        }
+    }
+
+    fn sync_deletes(&self, live: &RoaringBitmap) {
+        for (point, _) in self.live_points() {
+            if !live.contains(point) {
+                self.delete(point);
+            }
+        }
+    }
+
+    fn stats(&self) -> SegmentStats {
+        SegmentStats {
+            tier: Tier::Hot,
+            live: self.len(),
+            deleted: 0,
+            memory_bytes: self.memory_bytes() as u64,
+            file_bytes: 0,
+        }
     }
 }
 
@@ -158,5 +225,30 @@ impl Segment for SealedSegment {
 
     fn unreachable_points(&self) -> Vec<u32> {
         SealedSegment::unreachable_points(self).to_vec()
+    }
+
+    fn for_each_point(&self, visit: &mut dyn FnMut(u32, u64)) {
+        for &[point, _, doc] in self.entries() {
+            // Checked at open: every point id fits.
+            if let Ok(point) = u32::try_from(point) {
+                visit(point, doc);
+            }
+        }
+    }
+
+    fn sync_deletes(&self, live: &RoaringBitmap) {
+        let mut masked = 0;
+        self.for_each_point(&mut |point, _| masked += usize::from(!live.contains(point)));
+        self.set_masked(masked);
+    }
+
+    fn stats(&self) -> SegmentStats {
+        SegmentStats {
+            tier: Tier::Cold,
+            live: self.live(),
+            deleted: self.masked(),
+            memory_bytes: 0,
+            file_bytes: self.file_bytes(),
+        }
     }
 }

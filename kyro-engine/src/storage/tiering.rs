@@ -21,6 +21,7 @@ use super::keys::{self, CF_HOT};
 use super::manifest::segment_dir;
 use super::namespace::{Namespace, SegmentSet};
 use super::sealed::SealedSegment;
+use super::segment::Segment;
 use crate::index::Quantization;
 
 /// What one optimizer pass did to a namespace.
@@ -112,7 +113,7 @@ pub(crate) fn optimize(
     let set = namespace.segment_set();
     let config = &core.config.optimizer;
     let group: Vec<Arc<SealedSegment>> = if force {
-        let worth = set.sealed.len() > 1 || set.sealed.iter().any(|s| s.masked() > 0);
+        let worth = set.sealed.len() > 1 || set.sealed.iter().any(|s| s.stats().deleted > 0);
         if worth {
             set.sealed.clone()
         } else {
@@ -120,7 +121,9 @@ pub(crate) fn optimize(
         }
     } else {
         let mostly_deleted = |s: &SealedSegment| {
-            s.len() > 0 && s.masked() as f64 / s.len() as f64 >= config.rewrite_deleted_fraction
+            let stats = s.stats();
+            stats.live + stats.deleted > 0
+                && stats.deleted_fraction() >= config.rewrite_deleted_fraction
         };
         let mut group: Vec<_> = set
             .sealed
@@ -131,7 +134,7 @@ pub(crate) fn optimize(
         let small: Vec<_> = set
             .sealed
             .iter()
-            .filter(|s| !mostly_deleted(s) && s.live() < config.small_segment_points)
+            .filter(|s| !mostly_deleted(s) && s.stats().live < config.small_segment_points)
             .cloned()
             .collect();
         group.extend(merge_tier(small, config.merge_min_segments));
@@ -148,18 +151,15 @@ pub(crate) fn optimize(
     let mut rows = Vec::new();
     let mut vectors = Vec::new();
     for segment in &group {
-        for &[point, _, doc] in segment.entries() {
-            let Ok(point) = u32::try_from(point) else {
-                continue;
-            };
+        segment.for_each_point(&mut |point, doc| {
             if !live.contains(point) {
-                continue;
+                return;
             }
             if let Some(vector) = segment.vector_of(point) {
                 rows.push((point, doc));
-                vectors.extend_from_slice(vector);
+                vectors.extend_from_slice(&vector);
             }
-        }
+        });
     }
     let points = rows.len();
     tracing::info!(
@@ -231,7 +231,7 @@ pub(crate) fn optimize(
 /// per merge as when every small segment joins each merge.
 fn merge_tier(small: Vec<Arc<SealedSegment>>, min_segments: usize) -> Vec<Arc<SealedSegment>> {
     let base = min_segments.max(2) as f64;
-    let tier = |s: &SealedSegment| ((s.live().max(1) as f64).ln() / base.ln()).floor() as u32;
+    let tier = |s: &SealedSegment| ((s.stats().live.max(1) as f64).ln() / base.ln()).floor() as u32;
     let mut tiers: std::collections::BTreeMap<u32, Vec<Arc<SealedSegment>>> = Default::default();
     for segment in small {
         tiers.entry(tier(&segment)).or_default().push(segment);
@@ -288,12 +288,8 @@ fn publish(
 
     let points = namespace.points.write();
     if let Some(segment) = &added {
-        let masked = segment
-            .entries()
-            .iter()
-            .filter(|row| u32::try_from(row[0]).is_ok_and(|p| !points.live.contains(p)))
-            .count();
-        segment.set_masked(masked);
+        // Deletes that landed while it was written are masked.
+        segment.sync_deletes(&points.live);
     }
     let mut segments = namespace.segments.write();
     *segments = Arc::new(next(&segments));
