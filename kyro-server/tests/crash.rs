@@ -3,9 +3,10 @@
 //! Delete, UpdatePayload) on one tenant, killed with SIGKILL again and
 //! again (every fifth stop a SIGTERM, timed). After every restart each
 //! acknowledged write is checked — by Get (present, payload as written, or
-//! gone when deleted) and by a search with the point's own vector (at ef
-//! 256), which must return it first — and `Stats` must report no
-//! unreachable point.
+//! gone when deleted) and by a search with the point's own vector, which
+//! must find it: first at ef 256, or else within the top 10 at ef 2,000 (a
+//! first-place miss at ef 256 is a recall figure, reported; not being found
+//! at all is a failure) — and `Stats` must report no unreachable point.
 //!
 //! `KYRO_CRASH_KILLS` sets the number of stops (10 by default, the short
 //! form run by `scripts/test.sh`); `scripts/crash-test.sh` runs the long
@@ -58,6 +59,9 @@ struct Figures {
     stops: usize,
     lost: usize,
     unsearchable: usize,
+    /// Live docs whose own vector found another doc first at ef 256
+    /// (searched again wide; recall, unless also unsearchable).
+    first_misses: usize,
     corrupt: usize,
     unreachable_reported: u64,
     /// The largest hot tier a restart rebuilt (points).
@@ -335,49 +339,49 @@ async fn check(
         }
         model.touched.clear();
     }
+    // First at ef 256: on these uniform random 384-d vectors (the hardest
+    // data for a graph index: no structure for the search to follow) a
+    // segment of 150,000 points misses its own point about once in 1,300
+    // (hnswlib, same parameters, about once in 330), which is recall, not
+    // loss (docs/benchmarks.md, "Crash test"). Each such miss is searched
+    // again at ef 2,000: a point not in that top 10 is unsearchable.
+    let mut missed: Vec<(u64, u64)> = Vec::new();
     for chunk in live.chunks(256) {
-        // At ef 256: every point must be reachable (Stats says so exactly,
-        // below); at the default ef 64 a graph search on these random
-        // 384-d vectors misses its own point about once in 40,000 even so
-        // (1 of 37,826 in a 20-stop run), which is recall, not loss.
-        let searches = chunk
-            .iter()
-            .map(|&(_, seed)| pb::SearchRequest {
-                ef: 256,
-                ..common::search(NAMESPACE, vector(TEXT_DIM, seed), 1)
-            })
-            .collect();
-        // A check, not a timing: a debug build on a loaded machine can need
-        // longer than the server's default deadline for 256 searches.
-        let mut request = tonic::Request::new(pb::BatchSearchRequest { searches });
-        request.set_timeout(CHECK_TIMEOUT);
-        let reply = client
-            .batch_search(request)
-            .await
-            .expect("BatchSearch after restart")
-            .into_inner();
+        let reply = self_search(&mut client, chunk, 256, 1).await;
         let known = model.lock().unwrap();
         for (&(doc, seed), result) in chunk.iter().zip(&reply.results) {
             let first = result.hits.first().map(|h| h.doc_id);
-            // Versions draw seeds from 1..1,000,000, so over a long run many
-            // docs share a vector: another doc with the identical vector
-            // first is a tie, not a miss (the issue sets ties aside).
+            // Another doc with the identical vector first is a tie, not a
+            // miss (the issue sets ties aside).
             let tie = |other: u64| matches!(known.docs.get(&other), Some(Doc::Live { seed: s, .. }) if *s == seed);
             if first != Some(doc) && !first.is_some_and(tie) {
-                figures.unsearchable += 1;
-                // What the first hit is, in the model: a live doc (the
-                // search never reached this one) or a deleted one (a
-                // tombstone lost) tell different stories.
-                let first_state = first.map(|other| match known.docs.get(&other) {
-                    Some(Doc::Live { .. }) => "live",
-                    Some(Doc::Deleted) => "deleted",
-                    None => "never written",
-                });
-                eprintln!(
-                    "doc {doc}: its own vector finds {first:?} ({first_state:?}, score {:?})",
-                    result.hits.first().map(|h| h.score)
-                );
+                missed.push((doc, seed));
             }
+        }
+    }
+    figures.first_misses += missed.len();
+    for chunk in missed.chunks(64) {
+        let reply = self_search(&mut client, chunk, 2_000, 10).await;
+        let known = model.lock().unwrap();
+        for (&(doc, _), result) in chunk.iter().zip(&reply.results) {
+            if result.hits.iter().any(|h| h.doc_id == doc) {
+                continue;
+            }
+            figures.unsearchable += 1;
+            // What the first hit is, in the model: a live doc (the search
+            // never reached this one) or a deleted one (a tombstone lost)
+            // tell different stories.
+            let first = result.hits.first();
+            let first_state = first.map(|h| match known.docs.get(&h.doc_id) {
+                Some(Doc::Live { .. }) => "live",
+                Some(Doc::Deleted) => "deleted",
+                None => "never written",
+            });
+            eprintln!(
+                "doc {doc}: its own vector at ef 2000 finds {:?} ({first_state:?}, score {:?}) and not it",
+                first.map(|h| h.doc_id),
+                first.map(|h| h.score)
+            );
         }
     }
     let mut admin = server.text(&ADMIN).await;
@@ -387,6 +391,32 @@ async fn check(
         .expect("Stats")
         .into_inner();
     figures.unreachable_reported += stats.unreachable_points;
+}
+
+/// One search per (doc, vector seed) of `docs` with that vector, at `ef`,
+/// the `k` nearest.
+async fn self_search(
+    client: &mut common::Client,
+    docs: &[(u64, u64)],
+    ef: u32,
+    k: u32,
+) -> pb::BatchSearchResponse {
+    let searches = docs
+        .iter()
+        .map(|&(_, seed)| pb::SearchRequest {
+            ef,
+            ..common::search(NAMESPACE, vector(TEXT_DIM, seed), k)
+        })
+        .collect();
+    // A check, not a timing: a debug build on a loaded machine can need
+    // longer than the server's default deadline for 256 searches.
+    let mut request = tonic::Request::new(pb::BatchSearchRequest { searches });
+    request.set_timeout(CHECK_TIMEOUT);
+    client
+        .batch_search(request)
+        .await
+        .expect("BatchSearch after restart")
+        .into_inner()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -462,11 +492,12 @@ async fn acknowledged_writes_stay_findable_across_repeated_kills() {
     }
     let acknowledged = model.lock().unwrap().acknowledged;
     println!(
-        "crash test: stops={} acknowledged_writes={} lost={} unsearchable={} corrupt={} unreachable_reported={} failed_restarts={} longest_restart_s={:.2} longest_shutdown_s={:.2} largest_recovered_hot={}",
+        "crash test: stops={} acknowledged_writes={} lost={} unsearchable={} first_misses_at_ef256={} corrupt={} unreachable_reported={} failed_restarts={} longest_restart_s={:.2} longest_shutdown_s={:.2} largest_recovered_hot={}",
         figures.stops,
         acknowledged,
         figures.lost,
         figures.unsearchable,
+        figures.first_misses,
         figures.corrupt,
         figures.unreachable_reported,
         figures.failed_restarts,

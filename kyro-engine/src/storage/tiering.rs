@@ -157,7 +157,7 @@ pub(crate) fn optimize(
             }
             if let Some(vector) = segment.vector_of(point) {
                 rows.push((point, doc));
-                vectors.extend_from_slice(&vector);
+                vectors.extend_from_slice(vector);
             }
         });
     }
