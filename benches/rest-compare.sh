@@ -6,17 +6,22 @@
 #      embeds (`kyro-rest-load --dump-texts`);
 #   2. kyro-rest-load against kyro-server + the release gateway, texts Zipf(1.0)
 #      over 10,000 episodes;
-#   3. the same with every text distinct;
-#   4. the embedder again (drift check);
-#   5. with KYRO_PERF=1, a further zipf run with `perf record` on the gateway.
+#   3. zipf again as an open loop at KYRO_RATE requests/s (default 1,000:
+#      the bar's rate) and again as a closed loop, both on the embedding
+#      cache that run 2 left warm (run 2 starts from an empty one);
+#   4. the same with every text distinct (closed loop);
+#   5. the embedder again (drift check);
+#   6. with KYRO_PERF=1, a further zipf run with `perf record` on the gateway.
 # Each load run creates its own ENTERPRISE customer and seeds 500 episodes.
 #
 #   benches/rest-compare.sh [OUT_DIR]            # default target/rest-compare
 #
 # Environment: KYRO_SERVER_BIN (default $CARGO_TARGET_DIR/release/kyro-server),
 # KYRO_DURATION (60), KYRO_WARMUP (5), KYRO_CONNECTIONS (200),
-# KYRO_EMBED_TEXTS (2000), KYRO_PERF (0), KYRO_PERF_SECONDS (20),
-# EMBED_BENCH_BIN (an already built embed_bench example; default: build it).
+# KYRO_EMBED_TEXTS (2000), KYRO_RATE (1000), KYRO_PERF (0), KYRO_PERF_SECONDS (20),
+# EMBED_BENCH_BIN (an already built embed_bench example; default: build it),
+# GATEWAY_BIN (an already built kyro-gateway, e.g. another commit's, to
+# compare two gateways run after run; default: build this checkout's).
 #
 # The gateway's rate limits (ENTERPRISE: capture 2,000/min, search and
 # reflect 10,000/min) would throttle the load; it is started with
@@ -32,17 +37,18 @@ duration="${KYRO_DURATION:-60}"
 warmup="${KYRO_WARMUP:-5}"
 connections="${KYRO_CONNECTIONS:-200}"
 embed_texts="${KYRO_EMBED_TEXTS:-2000}"
+rate="${KYRO_RATE:-1000}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
 scripts/fetch-model.sh
 # Separate invocations: built together, the two packages unify their
 # dependencies' features differently and the gateway would be rebuilt.
-cargo build --release -q -p api-gateway
+[ -n "${GATEWAY_BIN:-}" ] || cargo build --release -q -p api-gateway
 cargo build --release -q -p kyro-rest-load
 [ -n "${EMBED_BENCH_BIN:-}" ] || cargo build --release -q -p kyro-embed --example embed_bench
 [ -x "$server_bin" ] || { echo "kyro-server not found at $server_bin (set KYRO_SERVER_BIN)" >&2; exit 1; }
-gateway_bin="$target/release/kyro-gateway"
+gateway_bin="${GATEWAY_BIN:-$target/release/kyro-gateway}"
 load_bin="$target/release/kyro-rest-load"
 embed_bin="${EMBED_BENCH_BIN:-$target/release/examples/embed_bench}"
 
@@ -111,10 +117,11 @@ embedder() { # name
     "$embed_bin" --texts "$out/embed-texts.txt" --batch 32 --threads 2 --precision auto --json "$out/embed-$1.json"
 }
 
-load() { # name texts seconds
+load() { # name texts seconds [extra flags]
     local name="$1" texts="$2" seconds="$3"
+    shift 3
     machine_state "load $name"
-    KYRO_ADMIN_KEY="$admin_key" "$load_bin" --url "$gateway_url" --texts "$texts" \
+    KYRO_ADMIN_KEY="$admin_key" "$load_bin" --url "$gateway_url" --texts "$texts" "$@" \
         --connections "$connections" --duration "$seconds" --warmup "$warmup" \
         --gateway-pid "$gateway_pid" --server-pid "$server_pid" \
         --label "$name" --json "$out/load-$name.json" | tee "$out/load-$name.txt"
@@ -122,6 +129,8 @@ load() { # name texts seconds
 
 embedder before
 load zipf zipf "$duration"
+load zipf-open zipf "$duration" --rate "$rate"
+load zipf-warm zipf "$duration"
 load distinct distinct "$duration"
 embedder after
 machine_state end
@@ -155,7 +164,7 @@ for name, e in (("before", eb), ("after", ea)):
 print("%-9s %9s %8s %8s %8s %7s %10s %10s %10s %11s %9s %9s" % (
     "run", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "generator", "gateway", "server",
     "gw µs/req", "embed ms", "rest ms"))
-for name in ("zipf", "distinct", "zipf-perf"):
+for name in ("zipf", "zipf-open", "zipf-warm", "distinct", "zipf-perf"):
     r = load("load-%s.json" % name)
     if not r:
         continue
@@ -164,11 +173,15 @@ for name in ("zipf", "distinct", "zipf-perf"):
         name, a["requests_per_second"], a["p50_ms"], a["p99_ms"], a["max_ms"], a["errors"],
         100 * r["generator_cores"], 100 * (r["gateway_cores"] or 0), 100 * (r["server_cores"] or 0),
         r["gateway_cpu_us_per_request"] or 0, m["embedding_ms"], m["rest_ms"]))
-z, d = load("load-zipf.json"), load("load-distinct.json")
-if z:
+d = load("load-distinct.json")
+for name, what in (("zipf", "closed loop, cold cache"), ("zipf-open", "open loop, warm cache"),
+                   ("zipf-warm", "closed loop, warm cache")):
+    z = load("load-%s.json" % name)
+    if not z:
+        continue
     a = z["routes"]["all"]
-    print("bar zipf: %.1f req/s (>= 1,000) and p99 %.2f ms (< 100): %s; errors %d" % (
-        a["requests_per_second"], a["p99_ms"],
+    print("bar zipf (%s): %.1f req/s (>= 1,000) and p99 %.2f ms (< 100): %s; errors %d" % (
+        what, a["requests_per_second"], a["p99_ms"],
         "met" if a["requests_per_second"] >= 1000 and a["p99_ms"] < 100 and a["errors"] == 0 else "NOT met",
         a["errors"]))
 if d:

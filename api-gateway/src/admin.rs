@@ -399,7 +399,7 @@ pub async fn usage(state: &AppState, id: String) -> Result<UsageView, ApiError> 
     let target = id.clone();
     let found = state
         .store
-        .run(move |c| {
+        .run_fresh(move |c| {
             let Some(customer) = Customers(c).get(&id)? else {
                 return Ok(None);
             };

@@ -100,7 +100,7 @@ async fn customers(
     let this_month = month.clone();
     let rows = state
         .store
-        .run(move |c| {
+        .run_fresh(move |c| {
             let mut out = Vec::new();
             for customer in Customers(c).list(limit, offset)? {
                 let usage = Usage(c)

@@ -92,6 +92,12 @@ pub struct ModelSettings {
     /// CPU has AVX-512 VNNI, else f32), `int8` or `f32` (the reference
     /// vectors exactly). See docs/benchmarks.md, "Text embeddings".
     pub precision: kyro_embed::Precision,
+    /// Embeddings of recent texts kept in memory, keyed by the exact text
+    /// (≈ 1.8 KiB each with a short text; 0 turns the cache off). A
+    /// stored failure and its queries are embedded in two layouts (the
+    /// goal alone for search, goal + action + tool for reflect and capture),
+    /// so 50,000 holds both for 25,000 recurring failures (≈ 90 MiB).
+    pub cache_texts: u64,
 }
 
 impl Default for ModelSettings {
@@ -100,6 +106,7 @@ impl Default for ModelSettings {
             dir: None,
             threads: 0,
             precision: kyro_embed::Precision::Auto,
+            cache_texts: 50_000,
         }
     }
 }

@@ -57,7 +57,10 @@ impl TextEmbedder {
                 );
                 Backend::Model(kyro_embed::EmbedService::start(
                     embedder,
-                    kyro_embed::BatcherConfig::default(),
+                    kyro_embed::BatcherConfig {
+                        cache_capacity: settings.cache_texts,
+                        ..kyro_embed::BatcherConfig::default()
+                    },
                 ))
             }
             Err(e) => Backend::Unloaded(

@@ -58,6 +58,19 @@ pub async fn start(
         embedder,
         metrics,
     };
+    // Query counters are written with the next trip to the database once
+    // due; this writes them when no request comes.
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::store::FLUSH_AFTER);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.flush_tallies(false).await {
+                tracing::warn!(error = %e, "writing the query counters failed");
+            }
+        }
+    });
     let pending = capture::pending_at_start(&state).await?;
     if !pending.is_empty() {
         let recovery = state.clone();
@@ -90,6 +103,7 @@ impl Started {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let store = self.state.store.clone();
         let app = crate::app::router(self.state);
         axum::serve(
             self.listener,
@@ -97,6 +111,8 @@ impl Started {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        // The last query counters, before the process exits.
+        store.flush_tallies(true).await?;
         Ok(())
     }
 }

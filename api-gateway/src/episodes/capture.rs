@@ -28,7 +28,7 @@ use crate::signature::signature;
 use crate::state::AppState;
 use crate::store::{
     AuditEntry, AuditLog, Customers, EpisodeRow, Episodes, Idempotency, QuotaCharge, StoreError,
-    Usage,
+    StoredBody, Usage,
 };
 
 /// Cosine similarity at or above which a capture with the same error class
@@ -305,7 +305,9 @@ pub async fn capture(
         tools: tool_chain.clone(),
         tags: tags.clone(),
         fingerprint: sig.fingerprint.clone(),
-        body: serde_json::to_value(&stored).map_err(ApiError::internal)?,
+        body: serde_json::to_value(&stored)
+            .and_then(|v| StoredBody::from_value(&v))
+            .map_err(ApiError::internal)?,
         has_image: image_vector.is_some(),
         created_at: now,
         last_seen_at: now,

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::store::EpisodeRow;
+use crate::store::{BodySummary, EpisodeRow};
 
 /// Half-life of the recency component, days.
 pub const RECENCY_HALF_LIFE_DAYS: f64 = 30.0;
@@ -99,6 +99,8 @@ pub struct Ranked {
     /// Why it was demoted (stale by version), if it was.
     pub demoted: Option<String>,
     pub explanation: String,
+    /// The episode's stored resolution, if it has one.
+    pub resolution: Option<String>,
 }
 
 /// A parsed version: numeric components (`3.11.4` → [3, 11, 4]).
@@ -233,9 +235,9 @@ pub fn usage_score(row: &EpisodeRow) -> f32 {
 
 /// The expected state of an episode: its preconditions, plus its
 /// environment's scalar entries where the preconditions do not say.
-pub fn expected_state(body: &serde_json::Value) -> BTreeMap<String, String> {
+pub fn expected_state(body: &BodySummary) -> BTreeMap<String, String> {
     let mut expected = BTreeMap::new();
-    if let Some(env) = body.get("environment_info").and_then(|v| v.as_object()) {
+    if let Some(env) = body.environment_info.as_object() {
         for (key, value) in env {
             let text = match value {
                 serde_json::Value::String(s) => s.clone(),
@@ -246,7 +248,7 @@ pub fn expected_state(body: &serde_json::Value) -> BTreeMap<String, String> {
             expected.insert(key.trim().to_ascii_lowercase(), text);
         }
     }
-    if let Some(pre) = body.get("preconditions").and_then(|v| v.as_object()) {
+    if let Some(pre) = body.preconditions.as_object() {
         for (key, value) in pre {
             if let Some(text) = value.as_str() {
                 expected.insert(key.clone(), text.to_owned());
@@ -256,10 +258,13 @@ pub fn expected_state(body: &serde_json::Value) -> BTreeMap<String, String> {
     expected
 }
 
-/// Why a stale episode is demoted: a `resolved_in` version the current
-/// state meets.
-pub fn staleness(body: &serde_json::Value, current: &BTreeMap<String, String>) -> Option<String> {
-    let resolved = body.get("resolved_in")?.as_object()?;
+/// Why a stale episode is demoted: a `resolved_in` version (an object of
+/// package → constraint) the current state meets.
+pub fn staleness(
+    resolved_in: &serde_json::Value,
+    current: &BTreeMap<String, String>,
+) -> Option<String> {
+    let resolved = resolved_in.as_object()?;
     for (package, constraint) in resolved {
         let constraint_text = constraint.as_str()?;
         let Some(have) = current.get(&package.to_ascii_lowercase()) else {
@@ -295,7 +300,8 @@ pub fn rank(
     weights: &RankingWeights,
     now: i64,
 ) -> Ranked {
-    let expected = expected_state(&row.body);
+    let body = row.body.summary();
+    let expected = expected_state(&body);
     let components = Components {
         similarity: similarity.clamp(0.0, 1.0),
         precondition: precondition_score(&expected, current),
@@ -306,15 +312,11 @@ pub fn rank(
         + weights.precondition * components.precondition
         + weights.recency * components.recency
         + weights.usage * components.usage;
-    let demoted = staleness(&row.body, current);
+    let demoted = staleness(&body.resolved_in, current);
     if demoted.is_some() {
         score *= STALE_FACTOR;
     }
-    let goal = row
-        .body
-        .get("goal")
-        .and_then(|g| g.as_str())
-        .unwrap_or_default();
+    let goal = body.goal.as_deref().unwrap_or_default();
     let attempts = row.fix_successes + row.fix_failures;
     let mut explanation = format!(
         "{:.0}% similar to \"{}\" ({}, seen {}×)",
@@ -353,6 +355,7 @@ pub fn rank(
         score,
         demoted,
         explanation,
+        resolution: body.resolution,
     }
 }
 
@@ -418,10 +421,11 @@ mod tests {
         assert!(VersionConstraint::parse("<2").unwrap().is_met_by("1.9.9"));
         assert!(VersionConstraint::parse("1.2").unwrap().is_met_by("1.2.0"));
         assert!(VersionConstraint::parse("soon").is_none());
-        let body = serde_json::json!({"resolved_in": {"numpy": ">=1.26.2"}});
-        assert!(staleness(&body, &map(&[("numpy", "1.26.3")])).is_some());
-        assert!(staleness(&body, &map(&[("numpy", "1.25.0")])).is_none());
-        assert!(staleness(&body, &BTreeMap::new()).is_none());
+        let resolved = serde_json::json!({"numpy": ">=1.26.2"});
+        assert!(staleness(&resolved, &map(&[("numpy", "1.26.3")])).is_some());
+        assert!(staleness(&resolved, &map(&[("numpy", "1.25.0")])).is_none());
+        assert!(staleness(&resolved, &BTreeMap::new()).is_none());
+        assert!(staleness(&serde_json::Value::Null, &map(&[("numpy", "2")])).is_none());
     }
 
     #[test]

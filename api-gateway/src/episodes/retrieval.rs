@@ -24,7 +24,7 @@ use crate::episodes::view::EpisodeView;
 use crate::error::ApiError;
 use crate::redact::{redact, RedactionCounts};
 use crate::state::AppState;
-use crate::store::{EpisodeRow, Episodes, Usage};
+use crate::store::{EpisodeRow, Episodes};
 
 /// Similarity at or above which reflect blocks.
 pub const BLOCK_SIMILARITY: f32 = 0.90;
@@ -227,10 +227,10 @@ async fn candidates(
 
 /// Ranks candidates: the project's results first, each group skills first
 /// then by score; at most `k`. Counts a retrieval of each returned episode
-/// and the query in the customer's usage, unless `Uncounted`. One trip to
-/// the store: the rows are read, ranked and counted while it is held
-/// (ranking a hundred rows is microseconds; a second hand-off to the
-/// blocking pool per search was not).
+/// and the query in the customer's usage, unless `Uncounted` (in memory,
+/// written in batches: see `store::tallies`). One trip to the store: the
+/// rows are read and ranked while it is held (ranking a hundred rows is
+/// microseconds; a second hand-off to the blocking pool per search was not).
 #[allow(clippy::too_many_arguments)]
 async fn rank_candidates(
     state: &AppState,
@@ -245,23 +245,24 @@ async fn rank_candidates(
     let customer_id = caller.customer.id.clone();
     let current = current.clone();
     let weights = *weights;
+    let now = clock::now();
     let ranked = state
         .store
         .run(move |c| {
             let ids: Vec<u64> = hits.iter().map(|(h, _)| h.episode_id).collect();
             let rows = Episodes(c).get_many(&customer_id, &ids)?;
-            let now = clock::now();
-            let out = rank_rows(rows, hits, &current, &weights, k, now);
-            if accounting == Accounting::Counted {
-                let returned: Vec<u64> = out.iter().map(|(r, _)| r.row.id).collect();
-                let tx = c.transaction()?;
-                Episodes(&tx).count_retrievals(&customer_id, &returned)?;
-                Usage(&tx).count_query(&customer_id, &clock::month_of(now), reflect)?;
-                tx.commit()?;
-            }
-            Ok(out)
+            Ok(rank_rows(rows, hits, &current, &weights, k, now))
         })
         .await?;
+    if accounting == Accounting::Counted {
+        let returned: Vec<u64> = ranked.iter().map(|(r, _)| r.row.id).collect();
+        state.store.count_query(
+            &caller.customer.id,
+            &clock::month_of(now),
+            reflect,
+            &returned,
+        );
+    }
     Ok(ranked)
 }
 
@@ -545,13 +546,7 @@ pub async fn reflect(
                 decision = decision.lower();
                 why.push_str("; lowered: its preconditions differ from the current state");
             }
-            let resolution = best
-                .row
-                .body
-                .get("resolution")
-                .and_then(|r| r.as_str())
-                .filter(|r| !r.is_empty())
-                .map(str::to_owned);
+            let resolution = best.resolution.clone().filter(|r| !r.is_empty());
             let suggestion = match decision {
                 Decision::Proceed => None,
                 _ => resolution.or_else(|| {
@@ -577,12 +572,7 @@ pub async fn reflect(
             score: r.score,
             explanation: r.explanation.clone(),
             matched_in: *matched_in,
-            resolution: r
-                .row
-                .body
-                .get("resolution")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned),
+            resolution: r.resolution.clone(),
             is_skill: r.row.is_skill(),
             demoted: r.demoted.clone(),
         })

@@ -8,7 +8,7 @@ use crate::engine::Instance;
 use crate::error::ApiError;
 use crate::redact::{redact, RedactionCounts};
 use crate::state::AppState;
-use crate::store::{EpisodeFilter, EpisodeRow, Episodes};
+use crate::store::{EpisodeFilter, EpisodeRow, Episodes, StoredBody};
 
 /// An episode as returned: its stored (redacted) fields plus its counters.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -17,7 +17,7 @@ pub struct EpisodeView {
     /// The stored (redacted) capture fields, at the top level.
     #[serde(flatten)]
     #[schema(value_type = Object)]
-    pub body: serde_json::Value,
+    pub body: StoredBody,
     pub fingerprint: String,
     pub occurrences: u64,
     pub first_seen: String,
@@ -64,7 +64,7 @@ pub async fn get(state: &AppState, caller: &Caller, id: u64) -> Result<EpisodeVi
     let customer_id = caller.customer.id.clone();
     let row = state
         .store
-        .run(move |c| Episodes(c).get(&customer_id, id))
+        .run_fresh(move |c| Episodes(c).get(&customer_id, id))
         .await?
         .filter(|row| visible(caller, row))
         .ok_or_else(|| not_found(id))?;
@@ -142,7 +142,7 @@ pub async fn list(
     let customer_id = caller.customer.id.clone();
     let rows = state
         .store
-        .run(move |c| Episodes(c).list(&customer_id, &filter, after, limit + 1))
+        .run_fresh(move |c| Episodes(c).list(&customer_id, &filter, after, limit + 1))
         .await?;
     let more = rows.len() > limit as usize;
     let episodes: Vec<EpisodeView> = rows
@@ -299,22 +299,17 @@ pub async fn skills(state: &AppState, caller: &Caller) -> Result<SkillList, ApiE
     let project = caller.project.clone();
     let rows = state
         .store
-        .run(move |c| Episodes(c).skills(&customer_id, project.as_deref()))
+        .run_fresh(move |c| Episodes(c).skills(&customer_id, project.as_deref()))
         .await?;
     let skills = rows
         .into_iter()
         .map(|row| {
             let attempts = row.fix_successes + row.fix_failures;
-            let text = |key: &str| {
-                row.body
-                    .get(key)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            };
+            let body = row.body.summary();
             Skill {
                 episode_id: row.id,
-                goal: text("goal").unwrap_or_default(),
-                resolution: text("resolution"),
+                goal: body.goal.unwrap_or_default(),
+                resolution: body.resolution,
                 error_class: row.error_class.clone(),
                 tools: row.tools.clone(),
                 project: row.project.clone(),

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::StoreError;
+use super::{StoreError, StoredBody};
 
 /// One episode as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,8 +23,8 @@ pub struct EpisodeRow {
     pub tools: Vec<String>,
     pub tags: Vec<String>,
     pub fingerprint: String,
-    /// The redacted capture as JSON.
-    pub body: serde_json::Value,
+    /// The redacted capture (a JSON object).
+    pub body: StoredBody,
     pub has_image: bool,
     pub created_at: i64,
     pub last_seen_at: i64,
@@ -44,7 +44,8 @@ impl EpisodeRow {
     }
 
     fn from_row(row: &Row<'_>) -> rusqlite::Result<EpisodeRow> {
-        let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        // Tools and tags are stored as JSON lists of strings.
+        let list = |i: usize| -> rusqlite::Result<Vec<String>> {
             let text: String = row.get(i)?;
             serde_json::from_str(&text).map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(
@@ -53,16 +54,6 @@ impl EpisodeRow {
                     Box::new(e),
                 )
             })
-        };
-        let list = |i: usize| -> rusqlite::Result<Vec<String>> {
-            Ok(json(i)?
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default())
         };
         Ok(EpisodeRow {
             customer_id: row.get(0)?,
@@ -73,7 +64,7 @@ impl EpisodeRow {
             tools: list(5)?,
             tags: list(6)?,
             fingerprint: row.get(7)?,
-            body: json(8)?,
+            body: StoredBody::from_text(row.get(8)?),
             has_image: row.get(9)?,
             created_at: row.get(10)?,
             last_seen_at: row.get(11)?,
@@ -120,7 +111,7 @@ impl Episodes<'_> {
                 serde_json::to_string(&row.tools)?,
                 serde_json::to_string(&row.tags)?,
                 row.fingerprint,
-                serde_json::to_string(&row.body)?,
+                row.body.as_str(),
                 row.has_image,
                 row.created_at,
                 row.last_seen_at,
@@ -227,14 +218,13 @@ impl Episodes<'_> {
         Ok(())
     }
 
-    /// Counts one retrieval of each of `ids`.
-    pub fn count_retrievals(&self, customer_id: &str, ids: &[u64]) -> Result<(), StoreError> {
-        let mut statement = self.0.prepare_cached(
-            "UPDATE episodes SET retrievals = retrievals + 1 WHERE customer_id = ?1 AND id = ?2",
-        )?;
-        for &id in ids {
-            statement.execute(params![customer_id, id as i64])?;
-        }
+    /// Counts `n` more retrievals of episode `id`.
+    pub fn count_retrievals(&self, customer_id: &str, id: u64, n: u64) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "UPDATE episodes SET retrievals = retrievals + ?3 WHERE customer_id = ?1 AND id = ?2",
+            )?
+            .execute(params![customer_id, id as i64, n as i64])?;
         Ok(())
     }
 

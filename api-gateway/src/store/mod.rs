@@ -2,23 +2,28 @@
 //! versioned in the code, and one repository type per table group.
 
 mod audit;
+mod body;
 mod customers;
 mod episodes;
 mod keys;
 mod migrations;
+mod tallies;
 mod usage;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
 
 pub use audit::{AuditEntry, AuditLog};
+pub use body::{BodySummary, StoredBody};
 pub use customers::{Customer, CustomerStatus, Customers, Tier};
 pub use episodes::{EpisodeFilter, EpisodeRow, Episodes, Idempotency, IdempotencyRecord};
 pub use keys::{KeyRecord, Keys};
 pub use migrations::SCHEMA_VERSION;
+pub use tallies::FLUSH_AFTER;
 pub use usage::{QuotaCharge, Usage, UsageMonth};
 
 /// Errors of the store.
@@ -44,9 +49,14 @@ impl From<StoreError> for crate::error::ApiError {
 /// anyway, and holding the mutex for a whole transaction is what makes a
 /// quota check-and-charge atomic. The lock is taken only inside
 /// [`Store::run`] (on the blocking pool), never across an `.await`.
+///
+/// Beside it, the query counters not yet written (see `tallies`): each
+/// trip to the database first writes them if the oldest has waited
+/// [`FLUSH_AFTER`].
 #[derive(Clone)]
 pub struct Store {
     connection: Arc<Mutex<Connection>>,
+    tallies: Arc<Mutex<tallies::Tallies>>,
 }
 
 impl Store {
@@ -57,22 +67,88 @@ impl Store {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Room for every statement the gateway prepares with
+        // `prepare_cached` (rusqlite keeps 16 by default; beyond that
+        // statements were parsed again on every request).
+        connection.set_prepared_statement_cache_capacity(64);
         migrations::migrate(&mut connection)?;
         Ok(Store {
             connection: Arc::new(Mutex::new(connection)),
+            tallies: Arc::default(),
         })
     }
 
-    /// Runs `work` with the connection on the blocking pool.
+    /// Runs `work` with the connection on the blocking pool (after writing
+    /// the pending query counters, when they are due).
     pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let connection = self.connection.clone();
-        tokio::task::spawn_blocking(move || work(&mut connection.lock()))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+        self.run_with(false, work).await
+    }
+
+    /// Like [`Store::run`], after writing every pending query counter: for
+    /// reads that show them (an episode's retrievals, the usage).
+    pub async fn run_fresh<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.run_with(true, work).await
+    }
+
+    async fn run_with<T, F>(&self, all_tallies: bool, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = store.connection.lock();
+            store.write_tallies(&mut connection, all_tallies);
+            work(&mut connection)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Counts a query of `customer_id` in `month` (`reflect` or a search)
+    /// and a retrieval of each of `returned`; written with a later trip to
+    /// the database (at most [`FLUSH_AFTER`] later, see [`Store::flush_tallies`]).
+    pub fn count_query(&self, customer_id: &str, month: &str, reflect: bool, returned: &[u64]) {
+        self.tallies
+            .lock()
+            .add(customer_id, month, reflect, returned);
+    }
+
+    /// Writes the pending query counters if they are due (a timer calls it,
+    /// so that they are written when no request comes), or all of them.
+    pub async fn flush_tallies(&self, all: bool) -> Result<(), StoreError> {
+        let due = {
+            let tallies = self.tallies.lock();
+            !tallies.is_empty() && (all || tallies.is_due(Instant::now()))
+        };
+        if due {
+            self.run_with(all, |_| Ok(())).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending counters (all, or only when due) with the
+    /// connection held; a failed write keeps them for the next trip.
+    fn write_tallies(&self, connection: &mut Connection, all: bool) {
+        let pending = {
+            let mut tallies = self.tallies.lock();
+            if tallies.is_empty() || !(all || tallies.is_due(Instant::now())) {
+                return;
+            }
+            std::mem::take(&mut *tallies)
+        };
+        if let Err(e) = pending.write(connection) {
+            tracing::warn!(error = %e, "writing the query counters failed; kept for the next try");
+            self.tallies.lock().absorb(pending);
+        }
     }
 
     /// Runs `work` with the connection on this thread (start-up, tests).

@@ -102,21 +102,26 @@ impl Usage<'_> {
         Ok(())
     }
 
-    /// Counts a search (`reflect` false) or a reflect.
-    pub fn count_query(
+    /// Counts `searches` more searches and `reflects` more reflects.
+    pub fn count_queries(
         &self,
         customer_id: &str,
         month: &str,
-        reflect: bool,
+        searches: u64,
+        reflects: u64,
     ) -> Result<(), StoreError> {
-        let column = if reflect { "reflects" } else { "searches" };
-        self.0.execute(
-            &format!(
-                "INSERT INTO usage (customer_id, month, {column}) VALUES (?1, ?2, 1)
-                 ON CONFLICT (customer_id, month) DO UPDATE SET {column} = {column} + 1"
-            ),
-            params![customer_id, month],
-        )?;
+        self.0
+            .prepare_cached(
+                "INSERT INTO usage (customer_id, month, searches, reflects) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (customer_id, month) DO UPDATE
+                 SET searches = searches + ?3, reflects = reflects + ?4",
+            )?
+            .execute(params![
+                customer_id,
+                month,
+                searches as i64,
+                reflects as i64
+            ])?;
         Ok(())
     }
 

@@ -1,7 +1,10 @@
 //! `kyro-rest-load`: the REST load generator of issue 17. N keep-alive
 //! HTTP/1.1 connections drive a running `kyro-gateway` with a mix of
 //! search / reflect / capture (closed loop: each connection sends its next
-//! request when the previous answer is in), and report per-route
+//! request when the previous answer is in; or, with `--rate`, open loop:
+//! requests start on a fixed schedule and each one's latency counts from
+//! its scheduled start, so waiting for a free connection is counted), and
+//! report per-route
 //! throughput and latency (HdrHistogram), errors by status, this process's
 //! own CPU, the gateway's and kyro-server's CPU (`--gateway-pid`,
 //! `--server-pid`) and, from the gateway's `/metrics` before and after, where
@@ -43,6 +46,11 @@ struct Cli {
     /// Concurrent keep-alive connections (one request in flight each).
     #[arg(long, default_value_t = 200)]
     connections: usize,
+    /// Open loop: requests per second offered across all connections, on
+    /// a fixed schedule (one every 1/RATE s); latency counts from each
+    /// request's scheduled start. 0: closed loop.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Measured seconds.
     #[arg(long, default_value_t = 60.0)]
     duration: f64,
@@ -154,6 +162,24 @@ struct Shared {
     phase: AtomicU8,
     /// Requests completed (any status), all phases: the progress line.
     completed: AtomicU64,
+    /// The open loop's schedule (`--rate`).
+    schedule: Option<Schedule>,
+}
+
+/// When each request of the open loop is due: the n-th at `start + n ×
+/// interval`, whichever connection is free first takes it.
+struct Schedule {
+    start: Instant,
+    interval: Duration,
+    next: AtomicU64,
+}
+
+impl Schedule {
+    /// The next request's due time.
+    fn take(&self) -> Instant {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.start + self.interval.mul_f64(n as f64)
+    }
 }
 
 fn main() -> Result<()> {
@@ -204,6 +230,9 @@ async fn run(cli: Cli) -> Result<()> {
         TextMode::Zipf => Bodies::zipf(cli.universe, cli.zipf_s),
         TextMode::Distinct => Bodies::distinct(),
     };
+    if !(cli.rate >= 0.0 && cli.rate.is_finite()) {
+        bail!("--rate must be a number >= 0");
+    }
     let shared = Arc::new(Shared {
         host: host.clone(),
         key,
@@ -211,6 +240,11 @@ async fn run(cli: Cli) -> Result<()> {
         bodies,
         phase: AtomicU8::new(WARMUP),
         completed: AtomicU64::new(0),
+        schedule: (cli.rate > 0.0).then(|| Schedule {
+            start: Instant::now(),
+            interval: Duration::from_secs_f64(1.0 / cli.rate),
+            next: AtomicU64::new(0),
+        }),
     });
 
     let mut workers = Vec::with_capacity(cli.connections);
@@ -220,8 +254,12 @@ async fn run(cli: Cli) -> Result<()> {
         workers.push(tokio::spawn(connection_loop(shared, seed)));
     }
     eprintln!(
-        "kyro-rest-load: {} connections, texts {:?}, warm-up {} s, measuring {} s",
-        cli.connections, cli.texts, cli.warmup, cli.duration
+        "kyro-rest-load: {} connections, {}, texts {:?}, warm-up {} s, measuring {} s",
+        cli.connections,
+        loop_name(cli.rate),
+        cli.texts,
+        cli.warmup,
+        cli.duration
     );
     tokio::time::sleep(Duration::from_secs_f64(cli.warmup)).await;
 
@@ -368,6 +406,15 @@ async fn setup(cli: &Cli, host: &str) -> Result<String> {
     Ok(key)
 }
 
+/// How the load is offered, for the report.
+fn loop_name(rate: f64) -> String {
+    if rate > 0.0 {
+        format!("open loop at {rate} req/s")
+    } else {
+        "closed loop".to_owned()
+    }
+}
+
 async fn scrape(c: &mut Connection) -> Result<String> {
     let reply = c.call(Method::GET, "/metrics", None, None).await?;
     if reply.status != 200 {
@@ -401,7 +448,16 @@ async fn connection_loop(shared: Arc<Shared>, seed: u64) -> ConnectionStats {
         };
         let route = shared.mix.pick(&mut rng);
         let body = shared.bodies.next(route, &mut rng);
-        let sent = Instant::now();
+        // Open loop: the request is due at its scheduled time, and its
+        // latency counts from then even when this connection comes late.
+        let sent = match &shared.schedule {
+            Some(schedule) => {
+                let due = schedule.take();
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+            None => Instant::now(),
+        };
         let result = c
             .call(Method::POST, route.path(), Some(&shared.key), Some(body))
             .await;
@@ -558,8 +614,8 @@ impl Report<'_> {
             .clone()
             .unwrap_or_else(|| format!("{:?}", self.cli.texts).to_lowercase());
         println!(
-            "\n== {label}: {} connections, {:.1} s measured, texts {:?} (universe {}, s = {}), mix {}",
-            self.cli.connections, self.seconds, self.cli.texts, self.cli.universe, self.cli.zipf_s, self.cli.mix
+            "\n== {label}: {} connections, {}, {:.1} s measured, texts {:?} (universe {}, s = {}), mix {}",
+            self.cli.connections, loop_name(self.cli.rate), self.seconds, self.cli.texts, self.cli.universe, self.cli.zipf_s, self.cli.mix
         );
         println!(
             "{:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
@@ -694,6 +750,7 @@ impl Report<'_> {
             "zipf_s": self.cli.zipf_s,
             "mix": self.cli.mix,
             "connections": self.cli.connections,
+            "offered_requests_per_second": (self.cli.rate > 0.0).then_some(self.cli.rate),
             "seconds": self.seconds,
             "warmup_seconds": self.cli.warmup,
             "routes": routes,
