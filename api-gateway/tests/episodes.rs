@@ -541,3 +541,112 @@ fn the_gateway_answers_503_while_the_engine_is_down_and_recovers() {
     let recovered = recovered.expect("the gateway recovers when the engine returns");
     assert_eq!(recovered.json["decision"], "block", "{}", recovered.text);
 }
+
+/// Retrievals and query counts are gathered in memory and written in
+/// batches (`store::tallies`): a read that shows them sees every query
+/// already answered, a quiet gateway writes them within a second, and a
+/// graceful stop writes the last ones.
+#[test]
+fn query_counts_are_seen_at_once_written_when_quiet_and_kept_at_shutdown() {
+    if !embedder_built_in() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(dir.path());
+    let gw = Gateway::start(dir.path(), &engine, &[]);
+    let (customer, key) = gw.customer("PRO", &["read", "write"]);
+    let captured = gw.call(
+        "POST",
+        "/api/v1/capture",
+        &key,
+        Some(&episode(GOAL, ACTION, "pip", TRACE)),
+    );
+    assert_eq!(captured.status, 201, "{}", captured.text);
+    let id = captured.json["episode_id"].as_u64().unwrap();
+
+    let search = || {
+        let found = gw.call(
+            "POST",
+            "/api/v1/search",
+            &key,
+            Some(&json!({"goal": GOAL, "k": 5})),
+        );
+        assert_eq!(found.status, 200, "{}", found.text);
+        assert_eq!(found.json["results"][0]["episode_id"].as_u64(), Some(id));
+    };
+    let reflect = || {
+        let gate = gw.call(
+            "POST",
+            "/api/v1/reflect",
+            &key,
+            Some(&json!({"goal": GOAL, "proposed_action": ACTION, "tool": "pip"})),
+        );
+        assert_eq!(gate.status, 200, "{}", gate.text);
+        assert_eq!(
+            gate.json["matched_episodes"][0]["episode_id"].as_u64(),
+            Some(id)
+        );
+    };
+    let usage = || {
+        let usage = gw.call(
+            "GET",
+            &format!("/api/v1/customers/{customer}/usage"),
+            &gw.admin_key,
+            None,
+        );
+        assert_eq!(usage.status, 200, "{}", usage.text);
+        (
+            usage.json["months"][0]["searches"].as_u64(),
+            usage.json["months"][0]["reflects"].as_u64(),
+        )
+    };
+    let stored = |db: &std::path::Path| -> (i64, i64, i64) {
+        let c = rusqlite::Connection::open(db).unwrap();
+        let retrievals = c
+            .query_row(
+                "SELECT retrievals FROM episodes WHERE customer_id = ?1 AND id = ?2",
+                rusqlite::params![customer, id as i64],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let (searches, reflects) = c
+            .query_row(
+                "SELECT searches, reflects FROM usage WHERE customer_id = ?1",
+                [&customer],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        (retrievals, searches, reflects)
+    };
+
+    // Read right after the queries: counted.
+    for _ in 0..3 {
+        search();
+    }
+    reflect();
+    reflect();
+    let shown = gw.call("GET", &format!("/api/v1/episodes/{id}"), &key, None);
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    assert_eq!(shown.json["retrievals"], 5, "{}", shown.text);
+    assert_eq!(usage(), (Some(3), Some(2)));
+
+    // Nothing reads them: the timer writes them to the file.
+    search();
+    let db = gw.data_dir.join("gateway.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stored(&db) != (6, 4, 2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the counters were not written: {:?}",
+            stored(&db)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // Queries answered just before a graceful stop are written by it.
+    search();
+    reflect();
+    assert!(gw.stop().success());
+    assert_eq!(stored(&db), (8, 5, 3));
+    engine.stop();
+}
