@@ -54,11 +54,6 @@ impl StoredBody {
     pub fn summary(&self) -> BodySummary {
         serde_json::from_str(&self.0).unwrap_or_default()
     }
-
-    /// The whole document as values (for callers that edit it).
-    pub fn value(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_str(&self.0)
-    }
 }
 
 /// Serialises as the stored object (so `#[serde(flatten)]` puts its members
@@ -88,7 +83,7 @@ mod tests {
             "tags": ["a", "b"],
         });
         let body = StoredBody::from_value(&value).unwrap();
-        assert_eq!(body.value().unwrap(), value);
+        assert_eq!(serde_json::from_str::<Value>(body.as_str()).unwrap(), value);
 
         #[derive(Serialize)]
         struct View<'a> {
