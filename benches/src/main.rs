@@ -173,6 +173,11 @@ struct AnnArgs {
     /// HNSW ef_construction.
     #[arg(long, default_value_t = HnswParams::default().ef_construction)]
     ef_construction: usize,
+    /// After the build, every point a search with its own vector at this ef
+    /// misses is linked in (0: no such pass; the storage engine uses its
+    /// default ef).
+    #[arg(long, default_value_t = HnswParams::default().findable_ef)]
+    findable_ef: usize,
     /// Comma-separated search ef values, measured in this order.
     #[arg(long, value_delimiter = ',', default_value = "10,20,40,80,160,320")]
     ef: Vec<usize>,
@@ -693,6 +698,7 @@ fn run_ann(args: AnnArgs) -> Result<()> {
                 m: args.m,
                 ef_construction: args.ef_construction,
                 seed: args.source.seed,
+                findable_ef: args.findable_ef,
             },
             quantization,
             fsync: args.fsync.parse()?,
@@ -752,6 +758,7 @@ fn run_ann(args: AnnArgs) -> Result<()> {
             m: args.m,
             ef_construction: args.ef_construction,
             seed: args.source.seed,
+            findable_ef: args.findable_ef,
         },
         quantization,
     };
@@ -936,6 +943,7 @@ fn run_filter(args: FilterArgs) -> Result<()> {
             m: args.m,
             ef_construction: args.ef_construction,
             seed: args.source.seed,
+            ..HnswParams::default()
         },
         quantization: Quantization::I8,
         fsync: kyro_engine::storage::FsyncPolicy::Never,

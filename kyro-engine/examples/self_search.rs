@@ -8,14 +8,18 @@
 //! printed. `benches/anchors/self_search_hnswlib.py` measures hnswlib on the
 //! same vectors with the same parameters.
 //!
+//! Arguments: `n`, the build's `findable_ef` (0: no findability pass;
+//! default 64, the storage engine's default `ef`), then the `ef`s to search
+//! at.
+//!
 //! ```sh
-//! cargo run --release -p kyro-engine --example self_search -- 150000 64 256
+//! cargo run --release -p kyro-engine --example self_search -- 150000 64 64 256
 //! ```
 
 use std::time::Instant;
 
 use kyro_engine::segment::ColdSegment;
-use kyro_engine::{HnswIndex, IndexConfig, Metric};
+use kyro_engine::{HnswIndex, HnswParams, IndexConfig, Metric};
 
 const DIM: usize = 384;
 
@@ -37,26 +41,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip(1)
         .map(|a| a.parse())
         .collect::<Result<_, _>>()?;
-    let (n, efs) = match args.split_first() {
-        Some((&n, efs)) if !efs.is_empty() => (n, efs.to_vec()),
-        Some((&n, _)) => (n, vec![64, 256]),
-        None => (150_000, vec![64, 256]),
+    let (n, findable_ef, efs) = match args.as_slice() {
+        [n, findable_ef] => (*n, *findable_ef, vec![64, 256]),
+        [n, findable_ef, efs @ ..] => (*n, *findable_ef, efs.to_vec()),
+        [n] => (*n, HnswParams::default().findable_ef, vec![64, 256]),
+        [] => (150_000, HnswParams::default().findable_ef, vec![64, 256]),
     };
     let mut vectors = Vec::with_capacity(n * DIM);
     for i in 0..n as u64 {
         vectors.extend(uniform(i * 1_000_000 + 7));
     }
     let started = Instant::now();
-    let index = HnswIndex::build_parallel(
-        IndexConfig::new(DIM, Metric::Cosine),
-        &vectors,
-        None,
-        2,
-        &|_| {},
-    )?;
+    let mut config = IndexConfig::new(DIM, Metric::Cosine);
+    config.hnsw.findable_ef = findable_ef;
+    let index = HnswIndex::build_parallel(config, &vectors, None, 2, &|_| {})?;
     let relinked = index.reconnect_unreachable();
     println!(
-        "built {n} points in {:.1} s ({relinked} relinked)",
+        "built {n} points (findable_ef {findable_ef}) in {:.1} s ({relinked} relinked)",
         started.elapsed().as_secs_f64()
     );
     let dir = tempfile::tempdir()?;
@@ -67,26 +68,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         index.unreachable_ids().len(),
         cold.unreachable_ids().len()
     );
+    // The searches run on two threads, each over half of the points.
+    let half = n.div_ceil(2);
     for ef in efs {
-        let (mut graph_misses, mut cold_misses, mut lost) = (0, 0, 0);
-        for (i, row) in vectors.chunks_exact(DIM).enumerate() {
-            let id = i as u64;
-            let first = |hits: &[kyro_engine::Neighbor]| hits.first().map(|h| h.id);
-            if first(&index.search_by_label(row, 1, ef, None)?) != Some(id) {
-                graph_misses += 1;
-            }
-            if first(&cold.search_by_label(row, 1, ef, None)?) != Some(id) {
-                cold_misses += 1;
-                let wide = cold.search_by_label(row, 10, 2_000, None)?;
-                if !wide.iter().any(|h| h.id == id) {
-                    lost += 1;
-                    println!("point {i}: not in the top 10 at ef 2000");
-                }
-            }
-        }
+        let counts = std::thread::scope(|scope| {
+            let workers: Vec<_> = vectors
+                .chunks(half * DIM)
+                .enumerate()
+                .map(|(part, rows)| {
+                    let (index, cold) = (&index, &cold);
+                    scope.spawn(move || misses(index, cold, rows, (part * half) as u64, ef))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("search thread"))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let (graph_misses, cold_misses, lost) = counts
+            .iter()
+            .fold((0, 0, 0), |t, c| (t.0 + c.0, t.1 + c.1, t.2 + c.2));
         println!(
             "n {n} ef {ef}: misses graph (f32) {graph_misses}, cold segment (i8) {cold_misses}; not in the top 10 at ef 2000: {lost}"
         );
     }
     Ok(())
+}
+
+/// First-place misses of the points in `rows` (ids from `first_id`) at
+/// `ef`: (in-memory graph, cold segment, cold misses not in the top 10 at
+/// ef 2,000), the last printed.
+fn misses(
+    index: &HnswIndex,
+    cold: &ColdSegment,
+    rows: &[f32],
+    first_id: u64,
+    ef: usize,
+) -> Result<(usize, usize, usize), kyro_engine::EngineError> {
+    let (mut graph_misses, mut cold_misses, mut lost) = (0, 0, 0);
+    let first = |hits: &[kyro_engine::Neighbor]| hits.first().map(|h| h.id);
+    for (i, row) in rows.chunks_exact(DIM).enumerate() {
+        let id = first_id + i as u64;
+        if first(&index.search_by_label(row, 1, ef, None)?) != Some(id) {
+            graph_misses += 1;
+        }
+        if first(&cold.search_by_label(row, 1, ef, None)?) != Some(id) {
+            cold_misses += 1;
+            let wide = cold.search_by_label(row, 10, 2_000, None)?;
+            if !wide.iter().any(|h| h.id == id) {
+                lost += 1;
+                println!("point {id}: not in the top 10 at ef 2000");
+            }
+        }
+    }
+    Ok((graph_misses, cold_misses, lost))
 }

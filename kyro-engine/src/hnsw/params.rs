@@ -13,6 +13,12 @@ pub struct HnswParams {
     /// Seed of the level generator: a single-threaded build with the same seed
     /// and insertion order produces the same graph.
     pub seed: u64,
+    /// The `ef` at which every point must be found by a search with its own
+    /// vector once a graph is complete (after a bulk build, before a seal):
+    /// a point such a search misses is linked in from where the search ended
+    /// ([`crate::HnswIndex::link_hard_to_find`]). The storage engine sets it
+    /// to the instance's default `ef`; 0 skips the check.
+    pub findable_ef: usize,
 }
 
 impl Default for HnswParams {
@@ -21,6 +27,7 @@ impl Default for HnswParams {
             m: 16,
             ef_construction: 200,
             seed: 42,
+            findable_ef: 64,
         }
     }
 }
@@ -46,6 +53,16 @@ impl HnswParams {
                     "must be in 1..={}, got {}",
                     Self::MAX_EF_CONSTRUCTION,
                     self.ef_construction
+                ),
+            });
+        }
+        if self.findable_ef > Self::MAX_EF_CONSTRUCTION {
+            return Err(EngineError::InvalidParameter {
+                field: "findable_ef",
+                reason: format!(
+                    "must be at most {}, got {}",
+                    Self::MAX_EF_CONSTRUCTION,
+                    self.findable_ef
                 ),
             });
         }

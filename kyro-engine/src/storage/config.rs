@@ -233,7 +233,11 @@ impl InstanceConfig {
         crate::index::IndexConfig {
             dim: self.dim,
             metric: self.metric,
-            hnsw: self.hnsw,
+            // Every point is made findable at the ef searches use by default.
+            hnsw: HnswParams {
+                findable_ef: self.default_ef,
+                ..self.hnsw
+            },
             quantization: Quantization::None,
         }
     }

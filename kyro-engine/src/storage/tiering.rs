@@ -51,9 +51,16 @@ pub(crate) fn seal_pending(
         let end = set.sealing.get(1).unwrap_or(&set.hot).first_point();
         let started = Instant::now();
         let gate = target.seal_gate();
-        // No insert runs now: whatever the graph cannot reach is linked in
-        // before the graph is written out for good.
+        // No insert runs now: whatever the graph cannot reach, or a search
+        // with a point's own vector does not find, is linked in before the
+        // graph is written out for good.
         target.index().reconnect_unreachable();
+        // (A shutdown cuts that pass short: the graph stays sound.)
+        target
+            .index()
+            .link_hard_to_find(core.config.optimizer.build_threads, &|| {
+                core.stopping.load(Ordering::Acquire)
+            });
         let segment = if target.len() > 0 {
             Some(write_segment(core, &target)?)
         } else {
