@@ -430,6 +430,7 @@ impl HnswIndex {
                 &to_new,
                 &|node: u32| prefetch_row(points.vectors.row_ptr(node as usize), 4 * vector.len()),
                 &|node| node != slot,
+                None,
                 &mut scratch,
             );
             let mut pool = std::mem::take(&mut scratch.pool);
@@ -652,6 +653,7 @@ impl HnswIndex {
                     &to_orphan,
                     &|_: u32| {},
                     &|node| node != slot,
+                    None,
                     &mut scratch,
                 );
                 let mut nearest: Vec<Candidate> = scratch.results.drain().collect();
@@ -735,6 +737,8 @@ impl HnswIndex {
                             quantizer: self.quantizer.as_ref(),
                             ef,
                             filter: None,
+                            // Reaching the point is all this check needs.
+                            stop_at: Some(slot),
                         };
                         let mut found = search_graph(
                             &storage.links,
@@ -845,6 +849,7 @@ impl HnswIndex {
             quantizer: self.quantizer.as_ref(),
             ef: ef.max(k),
             filter,
+            stop_at: None,
         };
         let mut scratch = self.take_scratch();
         let mut found = search_graph(

@@ -37,6 +37,8 @@ pub(crate) struct GraphQuery<'a> {
     pub(crate) quantizer: Option<&'a ScalarQuantizer>,
     pub(crate) ef: usize,
     pub(crate) filter: Option<InternalFilter<'a>>,
+    /// End the walk as soon as it reaches this node (see [`search_layer`]).
+    pub(crate) stop_at: Option<u32>,
 }
 
 /// Read access to a graph's neighbour lists, wherever they live: the mutable
@@ -176,6 +178,10 @@ pub(crate) fn greedy_closest(
 /// `accept` holds enter `scratch.results` (at most `ef` of them, worst on
 /// top). That is how deleted and filtered-out points keep the graph navigable
 /// without ever being returned: the search keeps walking through them.
+///
+/// With `stop_at`, the walk ends as soon as it reaches that node (entered in
+/// the results if accepted): a findability check needs to know only whether
+/// a walk gets there.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn search_layer(
     links: &impl NeighborLists,
@@ -186,6 +192,7 @@ pub(crate) fn search_layer(
     distance: &impl Fn(u32) -> f32,
     prefetch: &impl Fn(u32),
     accept: &impl Fn(u32) -> bool,
+    stop_at: Option<u32>,
     scratch: &mut SearchScratch,
 ) {
     scratch.visited.reset(capacity);
@@ -237,6 +244,9 @@ pub(crate) fn search_layer(
                         scratch.results.pop();
                     }
                 }
+            }
+            if stop_at == Some(node) {
+                return;
             }
         }
         // The next node to expand is known now: start loading its list.
@@ -324,6 +334,7 @@ pub(crate) fn search_graph(
                 &approx,
                 &prefetch_i8,
                 &accept,
+                query.stop_at,
                 scratch,
             );
             // Rescore every traversal candidate exactly: i8 only ranks. Their
@@ -349,6 +360,7 @@ pub(crate) fn search_graph(
                 &exact,
                 &prefetch_f32,
                 &accept,
+                query.stop_at,
                 scratch,
             );
             scratch.results.drain().collect()
@@ -368,6 +380,7 @@ fn descend_and_search(
     distance: &impl Fn(u32) -> f32,
     prefetch: &impl Fn(u32),
     accept: &impl Fn(u32) -> bool,
+    stop_at: Option<u32>,
     scratch: &mut SearchScratch,
 ) {
     let mut closest = Candidate {
@@ -386,6 +399,7 @@ fn descend_and_search(
         distance,
         prefetch,
         accept,
+        stop_at,
         scratch,
     );
 }

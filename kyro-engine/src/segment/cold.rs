@@ -452,6 +452,7 @@ impl ColdSegment {
             quantizer: self.quantizer.as_ref(),
             ef: ef.max(k),
             filter,
+            stop_at: None,
         };
         let mut scratch = self
             .scratch_pool
