@@ -6,9 +6,11 @@
 #      embeds (`kyro-rest-load --dump-texts`);
 #   2. kyro-rest-load against kyro-server + the release gateway, texts Zipf(1.0)
 #      over 10,000 episodes;
-#   3. zipf again as an open loop at KYRO_RATE requests/s (default 1,000:
-#      the bar's rate) and again as a closed loop, both on the embedding
-#      cache that run 2 left warm (run 2 starts from an empty one);
+#   3. zipf again as an open loop at KYRO_RATE requests/s (default 1,100:
+#      an open loop completes a hair under what it offers — 999.9 req/s of
+#      1,000 measured — so the bar's ">= 1,000" is offered with a margin)
+#      and again as a closed loop, both on the embedding cache that run 2
+#      left warm (run 2 starts from an empty one);
 #   4. the same with every text distinct (closed loop);
 #   5. the embedder again (drift check);
 #   6. with KYRO_PERF=1, a further zipf run with `perf record` on the gateway.
@@ -18,7 +20,7 @@
 #
 # Environment: KYRO_SERVER_BIN (default $CARGO_TARGET_DIR/release/kyro-server),
 # KYRO_DURATION (60), KYRO_WARMUP (5), KYRO_CONNECTIONS (200),
-# KYRO_EMBED_TEXTS (2000), KYRO_RATE (1000), KYRO_PERF (0), KYRO_PERF_SECONDS (20),
+# KYRO_EMBED_TEXTS (2000), KYRO_RATE (1100), KYRO_PERF (0), KYRO_PERF_SECONDS (20),
 # EMBED_BENCH_BIN (an already built embed_bench example; default: build it),
 # GATEWAY_BIN (an already built kyro-gateway, e.g. another commit's, to
 # compare two gateways run after run; default: build this checkout's).
@@ -27,7 +29,7 @@
 # reflect 10,000/min) would throttle the load; it is started with
 # --set rate_limits.enterprise.{capture,search,reflect,other}_per_minute=100000000.
 # Everything else is the gateway's default configuration (logs at `info`
-# to a file, embedding cache 10,000 texts, model threads one per core).
+# to a file, embedding cache 50,000 texts, model threads one per core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-target/rest-compare}"
@@ -37,7 +39,7 @@ duration="${KYRO_DURATION:-60}"
 warmup="${KYRO_WARMUP:-5}"
 connections="${KYRO_CONNECTIONS:-200}"
 embed_texts="${KYRO_EMBED_TEXTS:-2000}"
-rate="${KYRO_RATE:-1000}"
+rate="${KYRO_RATE:-1100}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 

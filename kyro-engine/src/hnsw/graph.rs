@@ -394,13 +394,7 @@ impl HnswIndex {
         let links = &storage.links;
         let to_new =
             |node: u32| prepared_distance(metric, vector, points.vectors.row(node as usize));
-        let between = |a: u32, b: u32| {
-            prepared_distance(
-                metric,
-                points.vectors.row(a as usize),
-                points.vectors.row(b as usize),
-            )
-        };
+        let between = |a: u32, b: u32| points.distance_between(metric, a, b);
 
         let mut scratch = self.take_scratch();
         let mut closest = Candidate {
@@ -627,13 +621,7 @@ impl HnswIndex {
             };
             let metric = self.config.metric;
             let points = &storage.points;
-            let between = |a: u32, b: u32| {
-                prepared_distance(
-                    metric,
-                    points.vectors.row(a as usize),
-                    points.vectors.row(b as usize),
-                )
-            };
+            let between = |a: u32, b: u32| points.distance_between(metric, a, b);
             let mut scratch = self.take_scratch();
             for slot in unreachable {
                 let vector = points.vectors.row(slot as usize);
@@ -700,13 +688,7 @@ impl HnswIndex {
         };
         let metric = self.config.metric;
         let points = &storage.points;
-        let between = |a: u32, b: u32| {
-            prepared_distance(
-                metric,
-                points.vectors.row(a as usize),
-                points.vectors.row(b as usize),
-            )
-        };
+        let between = |a: u32, b: u32| points.distance_between(metric, a, b);
         let mut pending: Vec<u32> = self.labels.read().values().copied().collect();
         pending.sort_unstable();
         let linked = AtomicUsize::new(0);
@@ -1034,13 +1016,7 @@ impl HnswIndex {
         let points = &storage.points;
         let links = &storage.links;
         let slots = storage.slots_used();
-        let between = |a: u32, b: u32| {
-            prepared_distance(
-                metric,
-                points.vectors.row(a as usize),
-                points.vectors.row(b as usize),
-            )
-        };
+        let between = |a: u32, b: u32| points.distance_between(metric, a, b);
 
         // Phase 1 (parallel): only live nodes' lists are written, and each
         // task writes only its own node's; the lists it reads belong to

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use parking_lot::Mutex;
 
 use super::search::{prefetch_row, NeighborLists, PointRows};
+use crate::distance::{prepared_distance, Metric};
 
 /// Value of `upper_start` for a node with no upper layers.
 const NO_UPPER: u32 = u32::MAX;
@@ -141,6 +142,16 @@ impl PointTable {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
         }
+    }
+
+    /// The distance between the stored vectors of slots `a` and `b` (what
+    /// the neighbour heuristic compares).
+    pub(crate) fn distance_between(&self, metric: Metric, a: u32, b: u32) -> f32 {
+        prepared_distance(
+            metric,
+            self.vectors.row(a as usize),
+            self.vectors.row(b as usize),
+        )
     }
 
     fn grown(&self, capacity: usize) -> Self {
