@@ -54,10 +54,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut config = IndexConfig::new(DIM, Metric::Cosine);
     config.hnsw.findable_ef = findable_ef;
+    // KYRO_BUILD_I8=1: the graph is built with its own `i8` copy, so the
+    // findability pass walks in `i8` as the cold segment will (which then
+    // keeps that copy) and the in-memory column is an `i8` walk too.
+    let build_i8 = std::env::var("KYRO_BUILD_I8").is_ok_and(|v| v == "1");
+    if build_i8 {
+        config.quantization = kyro_engine::Quantization::I8;
+    }
     let index = HnswIndex::build_parallel(config, &vectors, None, 2, &|_| {})?;
     let relinked = index.reconnect_unreachable();
     println!(
-        "built {n} points (findable_ef {findable_ef}) in {:.1} s ({relinked} relinked)",
+        "built {n} points (findable_ef {findable_ef}, i8 build {build_i8}) in {:.1} s ({relinked} relinked)",
         started.elapsed().as_secs_f64()
     );
     let dir = tempfile::tempdir()?;

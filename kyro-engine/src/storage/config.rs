@@ -241,6 +241,19 @@ impl InstanceConfig {
             quantization: Quantization::None,
         }
     }
+
+    /// The graph settings of a merge's new cold segment: with `i8` cold
+    /// segments, the graph is built with its `i8` copy, so the findability
+    /// pass walks it as the segment's searches will (an `f32` check left
+    /// 579 of 100,000 random points missed by the `i8` walk at ef 64, an
+    /// `i8` check 91: `docs/benchmarks.md`, "Crash test"), and the segment
+    /// keeps that copy.
+    pub(crate) fn cold_index_config(&self) -> crate::index::IndexConfig {
+        crate::index::IndexConfig {
+            quantization: self.cold_quantization,
+            ..self.index_config()
+        }
+    }
 }
 
 #[cfg(test)]

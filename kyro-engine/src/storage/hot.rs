@@ -9,7 +9,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::config::InstanceConfig;
 use crate::error::EngineError;
 use crate::hnsw::HnswIndex;
-use crate::index::{PreparedVector, VectorIndex};
+use crate::index::{IndexConfig, PreparedVector, Quantization, VectorIndex};
 
 /// One hot segment: an HNSW graph whose labels are point ids, and the doc id
 /// of every point it ever held.
@@ -41,10 +41,13 @@ impl HotSegment {
     }
 
     /// A segment built in bulk from `(point, doc, vector)` rows (recovery of
-    /// the write log, and merges of cold segments), on `threads` threads;
-    /// gives up with [`EngineError::Cancelled`] once `stop` returns true.
+    /// the write log, and merges of cold segments) with the graph settings
+    /// `index` (a merge asks for the `i8` copy its cold segment will be
+    /// walked with, see [`InstanceConfig::cold_index_config`]), on `threads`
+    /// threads; gives up with [`EngineError::Cancelled`] once `stop` returns
+    /// true.
     pub(crate) fn build(
-        config: &InstanceConfig,
+        index: IndexConfig,
         first_point: u32,
         rows: &[(u32, u64)],
         vectors: &[f32],
@@ -53,16 +56,13 @@ impl HotSegment {
     ) -> Result<Self, EngineError> {
         let labels: Vec<u64> = rows.iter().map(|&(point, _)| u64::from(point)).collect();
         let index = if rows.is_empty() {
-            HnswIndex::new(config.index_config())?
+            // Nothing to calibrate an `i8` copy on.
+            HnswIndex::new(IndexConfig {
+                quantization: Quantization::None,
+                ..index
+            })?
         } else {
-            HnswIndex::build_parallel_until(
-                config.index_config(),
-                vectors,
-                Some(&labels),
-                threads,
-                &|_| {},
-                stop,
-            )?
+            HnswIndex::build_parallel_until(index, vectors, Some(&labels), threads, &|_| {}, stop)?
         };
         Ok(Self {
             index,

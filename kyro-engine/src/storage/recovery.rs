@@ -171,7 +171,7 @@ fn rebuild_hot_tier(
     {
         let first_point = chunk[0].0;
         segments.push(Arc::new(HotSegment::build(
-            config,
+            config.index_config(),
             first_point,
             chunk,
             chunk_vectors,

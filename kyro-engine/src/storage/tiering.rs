@@ -182,7 +182,7 @@ pub(crate) fn optimize(
         let stop =
             || core.stopping.load(Ordering::Acquire) || namespace.dropping.load(Ordering::Acquire);
         let build = HotSegment::build(
-            &core.config,
+            core.config.cold_index_config(),
             0,
             &rows,
             &vectors,
