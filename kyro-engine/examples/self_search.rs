@@ -10,7 +10,8 @@
 //!
 //! Arguments: `n`, the build's `findable_ef` (0: no findability pass;
 //! default 64, the storage engine's default `ef`), then the `ef`s to search
-//! at.
+//! at. With `KYRO_BUILD_I8=1` the graph is built with its `i8` copy, as a
+//! merge builds it, so the findability pass checks the `i8` walk.
 //!
 //! ```sh
 //! cargo run --release -p kyro-engine --example self_search -- 150000 64 64 256
