@@ -2,6 +2,7 @@
 //! (`index.rs`) names them without depending on the graph.
 
 use crate::error::EngineError;
+use crate::index::MAX_EF;
 
 /// Graph construction parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,14 +57,11 @@ impl HnswParams {
                 ),
             });
         }
-        if self.findable_ef > Self::MAX_EF_CONSTRUCTION {
+        // A search `ef`: bounded as searches are.
+        if self.findable_ef > MAX_EF {
             return Err(EngineError::InvalidParameter {
                 field: "findable_ef",
-                reason: format!(
-                    "must be at most {}, got {}",
-                    Self::MAX_EF_CONSTRUCTION,
-                    self.findable_ef
-                ),
+                reason: format!("must be at most {MAX_EF}, got {}", self.findable_ef),
             });
         }
         Ok(())

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::distance::Metric;
 use crate::error::EngineError;
 use crate::hnsw::HnswParams;
-use crate::index::Quantization;
+use crate::index::{Quantization, MAX_EF};
 
 /// When an acknowledged write is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -233,9 +233,10 @@ impl InstanceConfig {
         crate::index::IndexConfig {
             dim: self.dim,
             metric: self.metric,
-            // Every point is made findable at the ef searches use by default.
+            // Every point is made findable at the ef searches use by default
+            // (a default above what a search accepts is checked at that).
             hnsw: HnswParams {
-                findable_ef: self.default_ef,
+                findable_ef: self.default_ef.min(MAX_EF),
                 ..self.hnsw
             },
             quantization: Quantization::None,
@@ -259,6 +260,26 @@ impl InstanceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_default_ef_gives_graph_settings_that_validate() {
+        // The findability pass runs at the default ef; a large one (searches
+        // accept up to MAX_EF) must not make the graphs unbuildable.
+        for default_ef in [1, 64, 20_000, MAX_EF, MAX_EF + 1] {
+            let mut config = InstanceConfig::new(8, Metric::Cosine);
+            config.default_ef = default_ef;
+            assert_eq!(
+                config.index_config().validate(),
+                Ok(()),
+                "default_ef {default_ef}"
+            );
+            assert_eq!(
+                config.cold_index_config().validate(),
+                Ok(()),
+                "default_ef {default_ef}"
+            );
+        }
+    }
 
     #[test]
     fn fsync_policy_parses_every_documented_form() {
