@@ -236,11 +236,6 @@ impl HnswIndex {
             Quantization::I8 => Some(calibrate_on_rows(&config, vectors)?),
         };
         let index = Self::with_capacity(config, rows, quantizer)?;
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            threads
-        };
 
         let next_row = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
@@ -273,12 +268,7 @@ impl HnswIndex {
                 }
             }
         };
-        std::thread::scope(|scope| {
-            for _ in 1..threads {
-                scope.spawn(worker);
-            }
-            worker();
-        });
+        run_on_threads(threads, &worker);
         if let Some(e) = first_error.into_inner() {
             return Err(e);
         }
@@ -677,11 +667,6 @@ impl HnswIndex {
         if ef == 0 {
             return 0;
         }
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            threads
-        };
         let storage = self.storage.read();
         let Some(entry) = *self.entry.read() else {
             return 0;
@@ -757,12 +742,7 @@ impl HnswIndex {
                 self.return_scratch(scratch);
                 recheck.lock().append(&mut again);
             };
-            std::thread::scope(|scope| {
-                for _ in 1..threads.max(1) {
-                    scope.spawn(worker);
-                }
-                worker();
-            });
+            run_on_threads(threads, &worker);
             pending = recheck.into_inner();
             pending.sort_unstable();
             pending.dedup();
@@ -1186,6 +1166,22 @@ fn calibrate_on_rows(
         sample.extend_from_slice(&prepared);
     }
     Ok(ScalarQuantizer::calibrate(config.metric, dim, &sample))
+}
+
+/// Runs `worker` on `threads` threads (0: one per core), the calling thread
+/// one of them, and returns when every one has.
+fn run_on_threads(threads: usize, worker: &(dyn Fn() + Sync)) {
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(worker);
+        }
+        worker();
+    });
 }
 
 /// SplitMix64: a tiny, well-mixed hash used to derive independent random
