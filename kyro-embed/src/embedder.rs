@@ -197,6 +197,13 @@ impl Embedder {
             .collect()
     }
 
+    /// Runs `job` on the embedder's pool and returns at once. A job that
+    /// panics aborts the process (rayon's default for detached jobs), so
+    /// callers catch their own panics.
+    pub(crate) fn spawn(&self, job: impl FnOnce() + Send + 'static) {
+        self.pool.spawn(job);
+    }
+
     /// The same embedder with a pool of `threads` threads (unchanged if the
     /// pool cannot be built).
     pub(crate) fn with_threads(mut self, threads: usize) -> Embedder {

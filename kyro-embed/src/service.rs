@@ -3,12 +3,16 @@
 //! Callers put single texts on a queue and await a one-shot reply. One
 //! batcher thread takes the first waiting text, gathers more until the batch
 //! is full ([`BatcherConfig::max_batch`]) or [`BatcherConfig::max_wait`] has
-//! passed since that first text, and runs the batch on the embedder's own
+//! passed since that first text, and hands the batch to the embedder's own
 //! thread pool, which splits it into length-sorted forward passes across the
-//! cores (see `Embedder::embed_batch`). While a batch runs, the next one
-//! queues up, so under load batches fill without waiting. Forward passes are
-//! ragged (no padding at all, see `encoder.rs`), so grouping by length costs
-//! no padding; it only keeps the passes even.
+//! cores (see `Embedder::embed_batch`). Up to [`BATCHES_IN_FLIGHT`] batches
+//! run at once: a thread that has finished its passes of one batch starts on
+//! the next instead of waiting for the batch's slowest pass, which on a busy
+//! machine (the gateway's own threads, the engine, a load generator share the
+//! cores) is often one whose thread was preempted. While batches run, the
+//! next one queues up, so under load batches fill without waiting. Forward
+//! passes are ragged (no padding at all, see `encoder.rs`), so grouping by
+//! length costs no padding; it only keeps the passes even.
 //!
 //! The cache is `moka`'s bounded concurrent cache keyed by the exact text.
 //! kyro-engine's learned-frequency cache would fit, but it is reachable only
@@ -23,6 +27,10 @@ use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::oneshot;
 
 use crate::{EmbedError, Embedder};
+
+/// Batches computed at once at most (see the module doc). Two: one finishing
+/// while the next starts; more would only lengthen every batch's latency.
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// Settings of the [`EmbedService`]; [`Default`] gives the served values.
 #[derive(Clone, Debug)]
@@ -114,10 +122,12 @@ impl EmbedService {
             (config.cache_capacity > 0).then(|| moka::sync::Cache::new(config.cache_capacity));
         let counters = Arc::new(Counters::default());
         let batcher = Batcher {
-            embedder,
+            runner: BatchRunner {
+                embedder: Arc::new(embedder),
+                cache: cache.clone(),
+                counters: counters.clone(),
+            },
             jobs,
-            cache: cache.clone(),
-            counters: counters.clone(),
             max_batch: config.max_batch.max(1),
             max_wait: config.max_wait,
         };
@@ -214,18 +224,23 @@ impl EmbedService {
 
 /// The batcher thread's state.
 struct Batcher {
-    embedder: Embedder,
+    runner: BatchRunner,
     jobs: Receiver<Job>,
-    cache: Option<moka::sync::Cache<String, Arc<[f32]>>>,
-    counters: Arc<Counters>,
     max_batch: usize,
     max_wait: Duration,
 }
 
 impl Batcher {
     fn run(self) {
-        // `recv` fails once every sender (every service clone) is gone.
-        while let Ok(first) = self.jobs.recv() {
+        // A bounded channel as a counting semaphore: a batch puts a token in
+        // before it starts and takes one out when it ends.
+        let (take_permit, return_permit) = crossbeam_channel::bounded::<()>(BATCHES_IN_FLIGHT);
+        // Waits for a free slot first, then gathers: texts that arrive while
+        // both slots are busy join the next batch rather than waiting behind
+        // a small one gathered early. `recv` fails once every sender (every
+        // service clone) is gone; the send cannot fail (`return_permit` lives).
+        while take_permit.send(()).is_ok() {
+            let Ok(first) = self.jobs.recv() else { break };
             let deadline = Instant::now() + self.max_wait;
             let mut batch = vec![first];
             while batch.len() < self.max_batch {
@@ -234,10 +249,39 @@ impl Batcher {
                     Err(_) => break,
                 }
             }
-            self.process(batch);
+            let runner = self.runner.clone();
+            let permit = Permit(return_permit.clone());
+            self.runner.embedder.spawn(move || {
+                // A panic drops the batch's reply senders (its callers get
+                // `ServiceStopped`); the pool and the service live on.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    runner.process(batch)
+                }));
+                drop(permit);
+            });
         }
     }
+}
 
+/// A batch's slot; returned when dropped (also when the batch panicked).
+struct Permit(Receiver<()>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let _ = self.0.try_recv();
+    }
+}
+
+/// What a batch needs on the pool: the embedder, the cache its vectors go
+/// into and the counters.
+#[derive(Clone)]
+struct BatchRunner {
+    embedder: Arc<Embedder>,
+    cache: Option<moka::sync::Cache<String, Arc<[f32]>>>,
+    counters: Arc<Counters>,
+}
+
+impl BatchRunner {
     fn process(&self, batch: Vec<Job>) {
         let texts: Vec<&str> = batch.iter().map(|j| j.text.as_str()).collect();
         let results = self.embedder.embed_each(&texts);

@@ -331,6 +331,53 @@ fn sixty_four_concurrent_callers_get_the_batch_vectors_and_repeats_hit_the_cache
     assert_eq!(service.stats().texts_embedded, 65);
 }
 
+/// More callers than two batches hold: batches overlap on the pool (up to
+/// two at once), and every caller still gets its own text's vector.
+#[test]
+fn callers_of_overlapping_batches_each_get_their_own_vector() {
+    let Some((embedder, queries, _)) = setup() else {
+        return;
+    };
+    let texts: Vec<String> = queries.iter().skip(200).take(240).cloned().collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let expected = embedder.embed_batch(&refs).expect("batch");
+
+    let service = EmbedService::start(
+        Embedder::load(&kyro_embed::default_model_dir(), 2).expect("model"),
+        BatcherConfig {
+            max_batch: 8,
+            cache_capacity: 0,
+            ..BatcherConfig::default()
+        },
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("runtime");
+    let got: Vec<Arc<[f32]>> = runtime.block_on(async {
+        let calls: Vec<_> = texts
+            .iter()
+            .cloned()
+            .map(|t| {
+                let service = service.clone();
+                tokio::spawn(async move { service.embed(&t).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for call in calls {
+            out.push(call.await.expect("task").expect("embed"));
+        }
+        out
+    });
+    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+        let c = cosine(g, e);
+        assert!(c >= 0.9999, "caller {i}: cosine {c}");
+    }
+    let stats = service.stats();
+    assert_eq!(stats.texts_embedded, 240);
+    assert!(stats.batches >= 30, "batches of at most 8: {stats:?}");
+}
+
 #[test]
 fn embedder_and_service_can_be_shared_across_threads() {
     fn shared<T: Send + Sync>() {}
