@@ -442,6 +442,10 @@ fn no_pii_from_a_capture_reaches_storage_logs_or_responses() {
     );
     let logs = gw.logs();
     assert!(logs.contains("finished"), "the gateway logged requests");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "terminal colour codes in a log written to a file"
+    );
     let mut files = String::new();
     for entry in walk(&gw.data_dir) {
         files.push_str(&String::from_utf8_lossy(&std::fs::read(entry).unwrap()));
