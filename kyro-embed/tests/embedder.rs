@@ -271,23 +271,39 @@ fn a_text_has_the_same_vector_alone_and_inside_a_mixed_batch() {
     }
 }
 
-#[test]
-fn sixty_four_concurrent_callers_get_the_batch_vectors_and_repeats_hit_the_cache() {
-    let Some((embedder, queries, _)) = setup() else {
-        return;
-    };
-    let texts: Vec<String> = queries.iter().skip(100).take(64).cloned().collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let expected = embedder.embed_batch(&refs).expect("batch");
+/// Query texts, a service started around a fresh embedder, and a runtime
+/// with two workers to call it from.
+struct ServiceCase {
+    texts: Vec<String>,
+    service: EmbedService,
+    runtime: tokio::runtime::Runtime,
+}
 
-    let service = EmbedService::start(
-        Embedder::load(&kyro_embed::default_model_dir(), 2).expect("model"),
-        BatcherConfig::default(),
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .expect("runtime");
+/// `take` query texts from the `skip`-th, with a service of `config`;
+/// `None` (skipped) without the model or the data set.
+fn service_case(skip: usize, take: usize, config: BatcherConfig) -> Option<ServiceCase> {
+    let (_, queries, _) = setup()?;
+    Some(ServiceCase {
+        texts: queries.iter().skip(skip).take(take).cloned().collect(),
+        service: EmbedService::start(
+            Embedder::load(&kyro_embed::default_model_dir(), 2).expect("model"),
+            config,
+        ),
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .expect("runtime"),
+    })
+}
+
+/// Each of `texts` embedded through `service` by a task of its own, all
+/// spawned at once on `runtime`; the vectors in the order of `texts`, each
+/// checked against what a direct batch of `texts` gives.
+fn embed_concurrently(
+    runtime: &tokio::runtime::Runtime,
+    service: &EmbedService,
+    texts: &[String],
+) -> Vec<Arc<[f32]>> {
     let got: Vec<Arc<[f32]>> = runtime.block_on(async {
         let calls: Vec<_> = texts
             .iter()
@@ -303,10 +319,28 @@ fn sixty_four_concurrent_callers_get_the_batch_vectors_and_repeats_hit_the_cache
         }
         out
     });
+    let (embedder, _, _) = setup().expect("setup");
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let expected = embedder.embed_batch(&refs).expect("batch");
+    assert_eq!(got.len(), expected.len());
     for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
         let c = cosine(g, e);
         assert!(c >= 0.9999, "caller {i}: cosine {c}");
     }
+    got
+}
+
+#[test]
+fn sixty_four_concurrent_callers_get_the_batch_vectors_and_repeats_hit_the_cache() {
+    let Some(ServiceCase {
+        texts,
+        service,
+        runtime,
+    }) = service_case(100, 64, BatcherConfig::default())
+    else {
+        return;
+    };
+    let got = embed_concurrently(&runtime, &service, &texts);
     let before = service.stats();
     assert_eq!(before.texts_embedded, 64);
     assert_eq!(before.cache_misses, 64);
@@ -335,44 +369,20 @@ fn sixty_four_concurrent_callers_get_the_batch_vectors_and_repeats_hit_the_cache
 /// two at once), and every caller still gets its own text's vector.
 #[test]
 fn callers_of_overlapping_batches_each_get_their_own_vector() {
-    let Some((embedder, queries, _)) = setup() else {
+    let config = BatcherConfig {
+        max_batch: 8,
+        cache_capacity: 0,
+        ..BatcherConfig::default()
+    };
+    let Some(ServiceCase {
+        texts,
+        service,
+        runtime,
+    }) = service_case(200, 240, config)
+    else {
         return;
     };
-    let texts: Vec<String> = queries.iter().skip(200).take(240).cloned().collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let expected = embedder.embed_batch(&refs).expect("batch");
-
-    let service = EmbedService::start(
-        Embedder::load(&kyro_embed::default_model_dir(), 2).expect("model"),
-        BatcherConfig {
-            max_batch: 8,
-            cache_capacity: 0,
-            ..BatcherConfig::default()
-        },
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .expect("runtime");
-    let got: Vec<Arc<[f32]>> = runtime.block_on(async {
-        let calls: Vec<_> = texts
-            .iter()
-            .cloned()
-            .map(|t| {
-                let service = service.clone();
-                tokio::spawn(async move { service.embed(&t).await })
-            })
-            .collect();
-        let mut out = Vec::new();
-        for call in calls {
-            out.push(call.await.expect("task").expect("embed"));
-        }
-        out
-    });
-    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-        let c = cosine(g, e);
-        assert!(c >= 0.9999, "caller {i}: cosine {c}");
-    }
+    embed_concurrently(&runtime, &service, &texts);
     let stats = service.stats();
     assert_eq!(stats.texts_embedded, 240);
     assert!(stats.batches >= 30, "batches of at most 8: {stats:?}");
