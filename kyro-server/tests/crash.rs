@@ -4,8 +4,8 @@
 //! again (every fifth stop a SIGTERM, timed). After every restart each
 //! acknowledged write is checked — by Get (present, payload as written, or
 //! gone when deleted) and by a search with the point's own vector, which
-//! must find it: first at ef 256, or else within the top 10 at ef 2,000 (a
-//! first-place miss at ef 256 is a recall figure, reported; not being found
+//! must find it: first at the default ef (64), or else within the top 10 at ef 2,000 (a
+//! first-place miss there is a recall figure, reported; not being found
 //! at all is a failure) — and `Stats` must report no unreachable point.
 //!
 //! `KYRO_CRASH_KILLS` sets the number of stops (10 by default, the short
@@ -59,7 +59,7 @@ struct Figures {
     stops: usize,
     lost: usize,
     unsearchable: usize,
-    /// Live docs whose own vector found another doc first at ef 256
+    /// Live docs whose own vector found another doc first at the default ef
     /// (searched again wide; recall, unless also unsearchable).
     first_misses: usize,
     corrupt: usize,
@@ -339,18 +339,19 @@ async fn check(
         }
         model.touched.clear();
     }
-    // First at ef 256: on these uniform random 384-d vectors (the hardest
-    // data for a graph index: no structure for the search to follow) one
-    // graph of 250,000 points built without the findability pass missed
-    // 1,645 of its points this way and one even at ef 2,000; with the pass
-    // 60-153 and none (docs/benchmarks.md, "Crash test"). A miss at ef 256
-    // is recall, counted; it is searched again at ef 2,000, and a point not
-    // in that top 10 is unsearchable.
+    // First at the instance's default ef (0 in the request: 64), as the
+    // issue asks. On these uniform random 384-d vectors (the hardest data
+    // for a graph index: no structure for the search to follow) a sound
+    // graph of 250,000 points still puts another point first for 1.4 % of
+    // its points at ef 64 (3.4 % through a cold segment's i8 walk; hnswlib
+    // misses one in seven there: docs/benchmarks.md, "Crash test"). Such a
+    // miss is recall, counted; the doc is searched again at ef 2,000, and
+    // one not in that top 10 is unsearchable.
     let mut missed: Vec<(u64, u64)> = Vec::new();
-    for chunk in live.chunks(256) {
-        let reply = self_search(&mut client, chunk, 256, 1).await;
+    let replies = self_search_all(&client, &live, 0, 1, 256).await;
+    {
         let known = model.lock().unwrap();
-        for (&(doc, seed), result) in chunk.iter().zip(&reply.results) {
+        for (&(doc, seed), result) in live.iter().zip(&replies) {
             let first = result.hits.first().map(|h| h.doc_id);
             // Another doc with the identical vector first is a tie, not a
             // miss (the issue sets ties aside).
@@ -361,10 +362,10 @@ async fn check(
         }
     }
     figures.first_misses += missed.len();
-    for chunk in missed.chunks(64) {
-        let reply = self_search(&mut client, chunk, 2_000, 10).await;
+    let replies = self_search_all(&client, &missed, 2_000, 10, 64).await;
+    {
         let known = model.lock().unwrap();
-        for (&(doc, _), result) in chunk.iter().zip(&reply.results) {
+        for (&(doc, _), result) in missed.iter().zip(&replies) {
             if result.hits.iter().any(|h| h.doc_id == doc) {
                 continue;
             }
@@ -392,6 +393,35 @@ async fn check(
         .expect("Stats")
         .into_inner();
     figures.unreachable_reported += stats.unreachable_points;
+}
+
+/// One search per (doc, vector seed) of `docs` with that vector, at `ef`,
+/// the `k` nearest; results in the order of `docs`. Two batches of `chunk`
+/// searches are in flight at a time (the server runs each batch on one
+/// thread; the check is what the long form spends most of its time on).
+async fn self_search_all(
+    client: &common::Client,
+    docs: &[(u64, u64)],
+    ef: u32,
+    k: u32,
+    chunk: usize,
+) -> Vec<pb::SearchResponse> {
+    let half = docs.len().div_ceil(2);
+    let (first, second) = docs.split_at(half);
+    let run = |part: &[(u64, u64)]| {
+        let mut client = client.clone();
+        let part = part.to_vec();
+        async move {
+            let mut results = Vec::with_capacity(part.len());
+            for batch in part.chunks(chunk) {
+                results.extend(self_search(&mut client, batch, ef, k).await.results);
+            }
+            results
+        }
+    };
+    let (mut results, rest) = tokio::join!(run(first), run(second));
+    results.extend(rest);
+    results
 }
 
 /// One search per (doc, vector seed) of `docs` with that vector, at `ef`,
@@ -439,7 +469,8 @@ async fn acknowledged_writes_stay_findable_across_repeated_kills() {
             figures.failed_restarts += 1;
             break;
         };
-        figures.longest_restart = figures.longest_restart.max(started.elapsed());
+        let restart = started.elapsed();
+        figures.longest_restart = figures.longest_restart.max(restart);
         let mut admin = server.text(&ADMIN).await;
         let recovered = admin
             .stats(pb::StatsRequest {})
@@ -447,7 +478,9 @@ async fn acknowledged_writes_stay_findable_across_repeated_kills() {
             .expect("Stats")
             .into_inner();
         figures.largest_recovered_hot = figures.largest_recovered_hot.max(recovered.hot_points);
+        let checking = Instant::now();
         check(&server, &model, &mut figures, stop == stops, &mut rng).await;
+        let checked = checking.elapsed();
         if stop == stops {
             let stopping = Instant::now();
             let status = server.stop();
@@ -483,17 +516,24 @@ async fn acknowledged_writes_stay_findable_across_repeated_kills() {
         for writer in writers {
             writer.await.unwrap();
         }
-        // Progress for the long form (a line per stop on stderr).
+        // Progress for the long form (a line per stop on stderr), with
+        // where the stop's time went.
         eprintln!(
-            "crash test: stop {}/{stops}, {} acknowledged writes so far, {:?} since start",
+            "crash test: stop {}/{stops}, {} acknowledged writes so far, {:?} since start \
+             (restart {:.1} s, check {:.1} s, recovered {} points: {} hot, {} cold segments)",
             figures.stops,
             model.lock().unwrap().acknowledged,
-            run_started.elapsed()
+            run_started.elapsed(),
+            restart.as_secs_f64(),
+            checked.as_secs_f64(),
+            recovered.points,
+            recovered.hot_points,
+            recovered.cold_segments,
         );
     }
     let acknowledged = model.lock().unwrap().acknowledged;
     println!(
-        "crash test: stops={} acknowledged_writes={} lost={} unsearchable={} first_misses_at_ef256={} corrupt={} unreachable_reported={} failed_restarts={} longest_restart_s={:.2} longest_shutdown_s={:.2} largest_recovered_hot={}",
+        "crash test: stops={} acknowledged_writes={} lost={} unsearchable={} first_misses_at_default_ef={} corrupt={} unreachable_reported={} failed_restarts={} longest_restart_s={:.2} longest_shutdown_s={:.2} largest_recovered_hot={}",
         figures.stops,
         acknowledged,
         figures.lost,
