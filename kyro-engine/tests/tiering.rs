@@ -291,3 +291,52 @@ fn closing_the_instance_cancels_a_running_merge_and_keeps_its_inputs() {
         Vec::<u64>::new()
     );
 }
+
+#[test]
+fn a_backlog_of_small_segments_is_merged_a_bounded_group_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.optimizer.merge_min_segments = 4;
+    let instance = Instance::open(dir.path(), config).unwrap();
+    // Ten sealed segments of one size tier (100..=145 points: 4^3..4^4),
+    // as seals leave when the optimizer falls behind.
+    let mut docs = Vec::new();
+    let mut next = 0;
+    for i in 0..10 {
+        let batch: Vec<u64> = (next..next + 100 + 5 * i).collect();
+        next += 100 + 5 * i;
+        instance
+            .upsert(NS, batch.iter().map(|&d| write(d, 0)).collect())
+            .unwrap();
+        instance.flush(Some(NS)).unwrap();
+        docs.extend(batch.into_iter().map(|d| (d, 0)));
+    }
+    let sizes = |instance: &Instance| {
+        let mut sizes = instance.list_namespaces(None)[0]
+            .cold_segment_points
+            .clone();
+        sizes.sort_unstable();
+        sizes
+    };
+    assert_eq!(sizes(&instance).len(), 10);
+
+    // Each pass merges the four smallest of the tier, not the whole tier.
+    let first = instance.optimize(NS, false).unwrap();
+    assert_eq!(
+        (first.segments_in, first.points),
+        (4, 100 + 105 + 110 + 115)
+    );
+    let second = instance.optimize(NS, false).unwrap();
+    assert_eq!(
+        (second.segments_in, second.points),
+        (4, 120 + 125 + 130 + 135)
+    );
+    // Two left in the lowest tier and two in the next: nothing to merge.
+    let third = instance.optimize(NS, false).unwrap();
+    assert_eq!(third.segments_in, 0);
+    assert_eq!(sizes(&instance), vec![140, 145, 430, 510]);
+
+    assert_eq!(instance.count(NS, None).unwrap(), docs.len() as u64);
+    assert_eq!(instance.stats().unreachable_points, 0);
+    assert_eq!(not_finding_themselves(&instance, &docs), Vec::<u64>::new());
+}

@@ -230,23 +230,33 @@ pub(crate) fn optimize(
     })
 }
 
-/// Small segments to merge: the lowest size tier holding at least
-/// `min_segments` of them (and at least two), or none. A segment's tier is the integer part of
-/// log base `min_segments` of its live points, so a merge joins segments of
-/// similar size and its result lands about one tier up: each point is
-/// rewritten about once per tier (log-structured merging), instead of once
-/// per merge as when every small segment joins each merge.
+/// Small segments to merge: the `min_segments` (at least two) smallest of
+/// the lowest size tier holding that many, or none. A segment's tier is the
+/// integer part of log base `min_segments` of its live points, so a merge
+/// joins segments of similar size and its result lands about one tier up:
+/// each point is rewritten about once per tier (log-structured merging),
+/// instead of once per merge as when every small segment joins each merge.
+///
+/// A merge takes no more than `min_segments` at once, however many wait:
+/// a backlog (seals that outran a busy optimizer, or merges lost to
+/// crashes) is worked off in merges of bounded size, each published on its
+/// own. Taking the whole tier instead made the merge grow with the backlog
+/// until, under repeated kills, none finished before the next one and the
+/// namespace's segment count (and every search's cost) kept growing.
 fn merge_tier(small: Vec<Arc<SealedSegment>>, min_segments: usize) -> Vec<Arc<SealedSegment>> {
-    let base = min_segments.max(2) as f64;
+    let count = min_segments.max(2);
+    let base = count as f64;
     let tier = |s: &SealedSegment| ((s.stats().live.max(1) as f64).ln() / base.ln()).floor() as u32;
     let mut tiers: std::collections::BTreeMap<u32, Vec<Arc<SealedSegment>>> = Default::default();
     for segment in small {
         tiers.entry(tier(&segment)).or_default().push(segment);
     }
-    tiers
-        .into_values()
-        .find(|segments| segments.len() >= min_segments.max(2))
-        .unwrap_or_default()
+    let Some(mut segments) = tiers.into_values().find(|segments| segments.len() >= count) else {
+        return Vec::new();
+    };
+    segments.sort_by_key(|s| s.stats().live);
+    segments.truncate(count);
+    segments
 }
 
 /// Writes `source` as a new cold segment: temporary directory, files
