@@ -9,6 +9,7 @@
 //! padded batch with an attention mask (padded keys get zero weight there),
 //! without computing the padding.
 
+use std::cell::Cell;
 use std::path::Path;
 
 use gemm::Parallelism;
@@ -280,7 +281,14 @@ impl Encoder {
         if tokens == 0 {
             return seqs.iter().map(|_| vec![0.0; HIDDEN]).collect();
         }
-        let mut x = vec![0.0f32; tokens * HIDDEN];
+        let mut buffers = PassBuffers::take(tokens, seqs);
+        let PassBuffers {
+            x,
+            qkv,
+            context,
+            hidden,
+            attention_scratch,
+        } = &mut buffers;
         let positions = seqs.iter().flat_map(|seq| seq.iter().enumerate());
         for (row, (pos, &id)) in x.chunks_exact_mut(HIDDEN).zip(positions) {
             // Out-of-range ids and positions cannot come from the tokenizer
@@ -292,26 +300,19 @@ impl Encoder {
                 *o = w + p + t;
             }
         }
-        self.embedding_norm.apply(&mut x);
+        self.embedding_norm.apply(x);
 
         let lengths: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
-        let mut qkv = vec![0.0f32; tokens * 3 * HIDDEN];
-        let mut context = vec![0.0f32; tokens * HIDDEN];
-        let mut hidden = vec![0.0f32; tokens * FFN];
-        let longest = lengths.iter().copied().max().unwrap_or(0);
-        let mut attention_scratch = vec![0.0f32; (kernels::HEAD_DIM + 1) * longest];
         for layer in &self.layers {
-            layer.qkv.forward(&x, tokens, &mut qkv, false, par);
-            kernels::attention(&qkv, &lengths, HIDDEN, &mut context, &mut attention_scratch);
+            layer.qkv.forward(x, tokens, qkv, false, par);
+            kernels::attention(qkv, &lengths, HIDDEN, context, attention_scratch);
             // Residual: x += context · W_o + b_o, then LayerNorm.
-            layer
-                .attention_out
-                .forward(&context, tokens, &mut x, true, par);
-            layer.attention_norm.apply(&mut x);
-            layer.ffn_in.forward(&x, tokens, &mut hidden, false, par);
-            kernels::gelu(&mut hidden);
-            layer.ffn_out.forward(&hidden, tokens, &mut x, true, par);
-            layer.output_norm.apply(&mut x);
+            layer.attention_out.forward(context, tokens, x, true, par);
+            layer.attention_norm.apply(x);
+            layer.ffn_in.forward(x, tokens, hidden, false, par);
+            kernels::gelu(hidden);
+            layer.ffn_out.forward(hidden, tokens, x, true, par);
+            layer.output_norm.apply(x);
         }
 
         let mut out = Vec::with_capacity(seqs.len());
@@ -329,6 +330,62 @@ impl Encoder {
             pooled.iter_mut().for_each(|v| *v *= scale);
             out.push(pooled);
         }
+        buffers.give_back();
         out
+    }
+}
+
+/// The activations of one forward pass, kept by each thread between its
+/// passes. Allocated anew for every pass, these few megabytes went back to
+/// the allocator at its end and, once returned to the OS, had to be faulted
+/// in and zeroed by the kernel again for the next pass: 6.6 % of the
+/// gateway's CPU under load went to that (docs/benchmarks.md, "Encoder
+/// buffers kept per thread"). What a thread keeps is bounded by the
+/// largest pass (`MAX_POSITIONS` tokens at most per text, 512 per chunk).
+#[derive(Default)]
+struct PassBuffers {
+    /// The hidden state, `[tokens, HIDDEN]`.
+    x: Vec<f32>,
+    /// Queries, keys and values, `[tokens, 3 × HIDDEN]`.
+    qkv: Vec<f32>,
+    /// Attention's output, `[tokens, HIDDEN]`.
+    context: Vec<f32>,
+    /// The feed-forward block's inner activations, `[tokens, FFN]`.
+    hidden: Vec<f32>,
+    /// Per-head scores and sums for the longest text.
+    attention_scratch: Vec<f32>,
+}
+
+thread_local! {
+    static PASS_BUFFERS: Cell<PassBuffers> = Cell::default();
+}
+
+impl PassBuffers {
+    /// This thread's buffers, zeroed and sized for `tokens` word pieces of
+    /// `seqs`. A pass that starts on a thread already inside one (rayon
+    /// can run another batch's pass while a thread waits in a split
+    /// product) finds none kept and allocates its own.
+    fn take(tokens: usize, seqs: &[&[u32]]) -> PassBuffers {
+        let mut buffers = PASS_BUFFERS.take();
+        let longest = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+        for (buffer, len) in [
+            (&mut buffers.x, tokens * HIDDEN),
+            (&mut buffers.qkv, tokens * 3 * HIDDEN),
+            (&mut buffers.context, tokens * HIDDEN),
+            (&mut buffers.hidden, tokens * FFN),
+            (
+                &mut buffers.attention_scratch,
+                (kernels::HEAD_DIM + 1) * longest,
+            ),
+        ] {
+            buffer.clear();
+            buffer.resize(len, 0.0);
+        }
+        buffers
+    }
+
+    /// Keeps the buffers for this thread's next pass.
+    fn give_back(self) {
+        PASS_BUFFERS.set(self);
     }
 }

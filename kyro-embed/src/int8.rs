@@ -23,6 +23,8 @@
 //! a portable scalar loop (same integers, same result, far slower) when not;
 //! [`crate::Precision::Auto`] picks int8 only where VNNI is present.
 
+use std::cell::Cell;
+
 use rayon::prelude::*;
 
 /// Columns per block: four 512-bit accumulators of sixteen `i32`.
@@ -53,6 +55,7 @@ pub fn vnni_available() -> bool {
 /// Activation rows quantised for [`QuantMatrix`]: `u8` values with zero
 /// point 128 and a symmetric scale per row, computed without the outliers
 /// (values beyond [`OUTLIER`], quantised to zero and listed apart).
+#[derive(Default)]
 struct QuantizedRows {
     q: Vec<u8>,
     scales: Vec<f32>,
@@ -60,39 +63,51 @@ struct QuantizedRows {
     outliers: Vec<(usize, usize, f32)>,
 }
 
+thread_local! {
+    /// Each thread's rows of the last product it ran, whose buffers the
+    /// next one reuses (see `encoder::PassBuffers` for why).
+    static QUANTIZED_ROWS: Cell<QuantizedRows> = Cell::default();
+}
+
 impl QuantizedRows {
     /// Quantises the `width`-wide rows of `x`.
+    #[cfg(test)]
     fn of(x: &[f32], width: usize) -> QuantizedRows {
+        let mut quantized = QuantizedRows::default();
+        quantized.fill(x, width);
+        quantized
+    }
+
+    /// Quantises the `width`-wide rows of `x` into these buffers.
+    fn fill(&mut self, x: &[f32], width: usize) {
         let rows = x.len() / width;
-        let mut quantized = QuantizedRows {
-            q: vec![0u8; x.len()],
-            scales: vec![0.0f32; rows],
-            outliers: Vec::new(),
-        };
+        self.q.clear();
+        self.q.resize(x.len(), 0);
+        self.scales.clear();
+        self.scales.resize(rows, 0.0);
+        self.outliers.clear();
         #[cfg(target_arch = "x86_64")]
         if vnni_available() && width.is_multiple_of(16) {
             for (row, (x, q)) in x
                 .chunks_exact(width)
-                .zip(quantized.q.chunks_exact_mut(width))
+                .zip(self.q.chunks_exact_mut(width))
                 .enumerate()
             {
                 // SAFETY: AVX-512 F and BW are present (vnni_available checks
                 // them); the row's width is a multiple of 16 (checked) and
                 // `q` is as long as `x`.
-                quantized.scales[row] =
-                    unsafe { quantize_row_avx512(x, q, row, &mut quantized.outliers) };
+                self.scales[row] = unsafe { quantize_row_avx512(x, q, row, &mut self.outliers) };
             }
-            return quantized;
+            return;
         }
-        crate::kernels::quantize_rows(x, width, OUTLIER, &mut quantized.q, &mut quantized.scales);
+        crate::kernels::quantize_rows(x, width, OUTLIER, &mut self.q, &mut self.scales);
         for (row, x) in x.chunks_exact(width).enumerate() {
             for (k, &v) in x.iter().enumerate() {
                 if v.abs() > OUTLIER {
-                    quantized.outliers.push((row, k, v));
+                    self.outliers.push((row, k, v));
                 }
             }
         }
-        quantized
     }
 }
 
@@ -223,7 +238,8 @@ impl QuantMatrix {
             rows.max(1)
         };
         let run = |(x, out): (&[f32], &mut [f32])| {
-            let rows = QuantizedRows::of(x, self.inputs);
+            let mut rows = QUANTIZED_ROWS.take();
+            rows.fill(x, self.inputs);
             self.product(&rows.q, &rows.scales, out);
             for &(row, k, v) in &rows.outliers {
                 let weights = &self.weights[k * self.outputs..][..self.outputs];
@@ -233,6 +249,7 @@ impl QuantMatrix {
                     weights,
                 );
             }
+            QUANTIZED_ROWS.set(rows);
         };
         let (x_rows, out_rows) = (task_rows * self.inputs, task_rows * self.outputs);
         if threads > 1 {
