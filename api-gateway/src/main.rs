@@ -15,6 +15,28 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process. mimalloc asks for
+/// them on its memory; each time it returned a stretch to the OS and used
+/// it again, the kernel faulted in and zeroed a whole 2 MiB page, about 5 %
+/// of the gateway's CPU under the REST load, gone with this (see
+/// docs/benchmarks.md, "Encoder buffers kept per thread"). kyro-server is
+/// left as it is: its in-memory graphs may gain from huge pages, which is
+/// not measured.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_THP_DISABLE takes an integer flag and no pointer;
+        // it only changes how the kernel backs this process's memory.
+        let result = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        if result != 0 {
+            eprintln!(
+                "kyro-gateway: could not turn transparent huge pages off: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 /// KyroDB's REST gateway. Settings come from built-in defaults, then the
 /// TOML file, then `KYRO_GATEWAY__SECTION__KEY` environment variables, then
 /// flags.
@@ -102,6 +124,7 @@ fn overrides(cli: &Cli) -> Result<Vec<(String, String)>, String> {
 }
 
 fn main() -> ExitCode {
+    disable_transparent_huge_pages();
     let cli = Cli::parse();
     if let Some(Command::McpStdio { url, key }) = &cli.command {
         return mcp_stdio(url, key);
