@@ -13,7 +13,8 @@
 #      left warm (run 2 starts from an empty one);
 #   4. the same with every text distinct (closed loop);
 #   5. the embedder again (drift check);
-#   6. with KYRO_PERF=1, a further zipf run with `perf record` on the gateway.
+#   6. with KYRO_PERF=1, a further run with `perf record` on the gateway
+#      (texts KYRO_PERF_TEXTS: zipf, the default, or distinct).
 # Each load run creates its own ENTERPRISE customer and seeds 500 episodes.
 #
 #   benches/rest-compare.sh [OUT_DIR]            # default target/rest-compare
@@ -21,6 +22,7 @@
 # Environment: KYRO_SERVER_BIN (default $CARGO_TARGET_DIR/release/kyro-server),
 # KYRO_DURATION (60), KYRO_WARMUP (5), KYRO_CONNECTIONS (200),
 # KYRO_EMBED_TEXTS (2000), KYRO_RATE (1100), KYRO_PERF (0), KYRO_PERF_SECONDS (20),
+# KYRO_PERF_TEXTS (zipf),
 # EMBED_BENCH_BIN (an already built embed_bench example; default: build it),
 # GATEWAY_BIN (an already built kyro-gateway, e.g. another commit's, to
 # compare two gateways run after run; default: build this checkout's).
@@ -139,15 +141,16 @@ machine_state end
 
 if [ "${KYRO_PERF:-0}" = 1 ]; then
     perf_seconds="${KYRO_PERF_SECONDS:-20}"
-    (sleep "$((warmup + 5))" && perf record -F 499 -g -p "$gateway_pid" -o "$out/perf-zipf.data" \
+    perf_texts="${KYRO_PERF_TEXTS:-zipf}"
+    (sleep "$((warmup + 5))" && perf record -F 499 -g -p "$gateway_pid" -o "$out/perf-$perf_texts.data" \
         -- sleep "$perf_seconds" 2> "$out/perf-record.log") &
     perf_job=$!
-    load zipf-perf zipf "$((perf_seconds + 10))"
+    load "$perf_texts-perf" "$perf_texts" "$((perf_seconds + 10))"
     wait "$perf_job"
-    perf report -i "$out/perf-zipf.data" --no-children --sort comm,dso,symbol --stdio 2>/dev/null \
-        | grep -v '^$' | head -120 > "$out/perf-zipf.txt" || true
-    perf report -i "$out/perf-zipf.data" --no-children --sort comm --stdio 2>/dev/null \
-        | grep -v '^#' | grep -v '^$' | head -20 > "$out/perf-zipf-threads.txt" || true
+    perf report -i "$out/perf-$perf_texts.data" --no-children --sort comm,dso,symbol --stdio 2>/dev/null \
+        | grep -v '^$' | head -120 > "$out/perf-$perf_texts.txt" || true
+    perf report -i "$out/perf-$perf_texts.data" --no-children --sort comm --stdio 2>/dev/null \
+        | grep -v '^#' | grep -v '^$' | head -20 > "$out/perf-$perf_texts-threads.txt" || true
 fi
 
 python3 - "$out" <<'EOF'
