@@ -338,9 +338,9 @@ impl Encoder {
 /// The activations of one forward pass, kept by each thread between its
 /// passes. Allocated anew for every pass, these few megabytes went back to
 /// the allocator at its end and, once returned to the OS, had to be faulted
-/// in and zeroed by the kernel again for the next pass: 6.6 % of the
-/// gateway's CPU under load went to that (docs/benchmarks.md, "Encoder
-/// buffers kept per thread"). What a thread keeps is bounded by the
+/// in and zeroed by the kernel again for the next pass: keeping them took
+/// the gateway's share of CPU in that zeroing from 8.8 % to 5.1 % under
+/// load (docs/benchmarks.md, "Pages the gateway zeroed for nothing"). What a thread keeps is bounded by the
 /// largest pass (`MAX_POSITIONS` tokens at most per text, 512 per chunk).
 #[derive(Default)]
 struct PassBuffers {
