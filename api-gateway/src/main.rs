@@ -19,9 +19,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// them on its memory; each time it returned a stretch to the OS and used
 /// it again, the kernel faulted in and zeroed a whole 2 MiB page, about 5 %
 /// of the gateway's CPU under the REST load, gone with this (see
-/// docs/benchmarks.md, "Pages the gateway zeroed for nothing"). kyro-server is
-/// left as it is: its in-memory graphs may gain from huge pages, which is
-/// not measured.
+/// docs/benchmarks.md, "Pages the gateway zeroed for nothing").
+/// kyro-server is left as it is: its in-memory graphs may gain from huge
+/// pages, which is not measured.
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     {

@@ -340,8 +340,9 @@ impl Encoder {
 /// the allocator at its end and, once returned to the OS, had to be faulted
 /// in and zeroed by the kernel again for the next pass: keeping them took
 /// the gateway's share of CPU in that zeroing from 8.8 % to 5.1 % under
-/// load (docs/benchmarks.md, "Pages the gateway zeroed for nothing"). What a thread keeps is bounded by the
-/// largest pass (`MAX_POSITIONS` tokens at most per text, 512 per chunk).
+/// load (docs/benchmarks.md, "Pages the gateway zeroed for nothing").
+/// What a thread keeps is bounded by the largest pass (`MAX_POSITIONS`
+/// tokens at most per text, 512 per chunk).
 #[derive(Default)]
 struct PassBuffers {
     /// The hidden state, `[tokens, HIDDEN]`.
