@@ -275,6 +275,43 @@ fn upsert_replaces_the_vector_under_the_same_id() {
 }
 
 #[test]
+fn exact_scoring_of_given_ids_returns_their_k_nearest_in_order() {
+    let (base, queries) = clustered_set(3_000, 20, DIM, 10, 53);
+    let metric = Metric::L2;
+    let index = HnswIndex::build_parallel(config(metric), &base, None, 2, &|_| {}).expect("build");
+    // Every third point, some of them deleted, and ids never inserted.
+    for id in (0..3_000).step_by(30) {
+        assert!(index.delete(id));
+    }
+    let allowed: Vec<usize> = (0..3_000).filter(|i| i % 3 == 0 && i % 30 != 0).collect();
+    for q in queries.chunks(DIM) {
+        let mut truth: Vec<f32> = allowed
+            .iter()
+            .map(|&i| kyro_engine::distance::distance(metric, q, &base[i * DIM..(i + 1) * DIM]))
+            .collect();
+        truth.sort_by(f32::total_cmp);
+        for k in [1, 10, 500, 899, 900, 5_000] {
+            let mut ids = (0..3_000u64).step_by(3).chain(10_000..10_010);
+            let got = index.score_labels(q, k, &mut ids).expect("score");
+            assert_eq!(got.len(), k.min(allowed.len()), "k = {k}");
+            let mut seen = std::collections::HashSet::new();
+            for (rank, n) in got.iter().enumerate() {
+                assert!(n.id % 3 == 0 && n.id % 30 != 0 && n.id < 3_000, "{}", n.id);
+                assert!(seen.insert(n.id), "{} twice", n.id);
+                // The rank-th nearest distance (the same value whichever of
+                // two tied points came first).
+                let want = truth[rank];
+                assert!(
+                    (n.distance - want).abs() <= 1e-3 * want.abs().max(1.0),
+                    "k = {k}, rank {rank}: {} against {want}",
+                    n.distance
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn flat_index_is_exact_and_agrees_with_ground_truth() {
     let (base, queries) = clustered_set(3_000, 50, DIM, 10, 51);
     for metric in Metric::ALL {

@@ -782,14 +782,31 @@ impl HnswIndex {
             .collect();
         nodes.sort_unstable();
         nodes.dedup();
-        let mut scored = Vec::with_capacity(nodes.len());
         let metric = self.config.metric;
-        score_sorted(
-            nodes,
-            |node| prepared_distance(metric, prepared, points.vectors.row(node as usize)),
-            &mut scored,
-        );
-        self.finish(&storage, &mut scored, k)
+        let mut scored: Vec<Candidate> = nodes
+            .into_iter()
+            .map(|node| Candidate {
+                distance: prepared_distance(metric, prepared, points.vectors.row(node as usize)),
+                node,
+            })
+            .collect();
+        // Only the nearest few are ordered: selecting them is linear, where
+        // sorting every candidate (thousands when a tenant's points are
+        // scored exactly) was most of such a search's time. A point whose
+        // label moved on meanwhile is dropped by `finish`; then the next
+        // nearest are taken, more each round.
+        let mut nearest = k.max(1);
+        loop {
+            if nearest < scored.len() {
+                scored.select_nth_unstable(nearest);
+            }
+            let taken = nearest.min(scored.len());
+            let found = self.finish(&storage, &mut scored[..taken], k);
+            if found.len() >= k || taken == scored.len() {
+                return found;
+            }
+            nearest = nearest.saturating_mul(2);
+        }
     }
 
     /// Searches with the storage lock already held; `prepared` is a validated,
