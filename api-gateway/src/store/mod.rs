@@ -45,6 +45,11 @@ impl From<StoreError> for crate::error::ApiError {
     }
 }
 
+/// The most memory SQLite's page cache of the connection may take
+/// (64 MiB): the episodes a ranking reads stay in memory (see
+/// `docs/gateway.md`, "The database").
+const PAGE_CACHE_KIB: i64 = 64 * 1024;
+
 /// The database. One connection behind a mutex: SQLite writes are serial
 /// anyway, and holding the mutex for a whole transaction is what makes a
 /// quota check-and-charge atomic. The lock is taken only inside
@@ -67,6 +72,11 @@ impl Store {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        // SQLite's default page cache is 2 MiB: with a few thousand
+        // episodes, ranking's row reads missed it and went to the file
+        // (`pread` and a copy per page). A negative size is in KiB, taken
+        // as pages are used.
+        connection.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
         // Room for every statement the gateway prepares with
         // `prepare_cached` (rusqlite keeps 16 by default; beyond that
         // statements were parsed again on every request).
