@@ -66,6 +66,11 @@ struct Cli {
     /// Distinct episodes of `--texts zipf`.
     #[arg(long, default_value_t = 10_000)]
     universe: usize,
+    /// The first serial of `--texts distinct` (and of `--dump-texts`):
+    /// runs against one gateway with different values send texts new to
+    /// its embedding cache.
+    #[arg(long, default_value_t = 0)]
+    distinct_from: u64,
     /// Zipf exponent of `--texts zipf`.
     #[arg(long, default_value_t = 1.0)]
     zipf_s: f64,
@@ -204,7 +209,7 @@ fn dump_texts(cli: &Cli, path: &PathBuf) -> Result<()> {
     let mix = Mix::parse(&cli.mix).map_err(anyhow::Error::msg)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cli.seed);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    for serial in 0..cli.dump_count as u64 {
+    for serial in (0..cli.dump_count as u64).map(|i| cli.distinct_from + i) {
         let route = mix.pick(&mut rng);
         let text = workload::embedded_text(route, &workload::distinct_episode(serial));
         // One text per line: the embedder's benchmark reads lines, so the
@@ -228,7 +233,7 @@ async fn run(cli: Cli) -> Result<()> {
 
     let bodies = match cli.texts {
         TextMode::Zipf => Bodies::zipf(cli.universe, cli.zipf_s),
-        TextMode::Distinct => Bodies::distinct(),
+        TextMode::Distinct => Bodies::distinct(cli.distinct_from),
     };
     if !(cli.rate >= 0.0 && cli.rate.is_finite()) {
         bail!("--rate must be a number >= 0");

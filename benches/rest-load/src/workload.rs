@@ -146,8 +146,8 @@ pub enum Bodies {
         zipf: Zipf,
         rendered: [Vec<Bytes>; 3],
     },
-    /// A fresh episode per request.
-    Distinct { serial: AtomicU64 },
+    /// A fresh episode per request: serials from `first` up.
+    Distinct { first: u64, serial: AtomicU64 },
 }
 
 impl Bodies {
@@ -167,9 +167,13 @@ impl Bodies {
         }
     }
 
-    pub fn distinct() -> Bodies {
+    /// Distinct episodes from serial `first` up: two runs against the same
+    /// gateway send texts its embedding cache has not seen only if their
+    /// ranges differ.
+    pub fn distinct(first: u64) -> Bodies {
         Bodies::Distinct {
-            serial: AtomicU64::new(0),
+            first,
+            serial: AtomicU64::new(first),
         }
     }
 
@@ -177,7 +181,7 @@ impl Bodies {
     pub fn next<R: Rng + ?Sized>(&self, route: Route, rng: &mut R) -> Bytes {
         match self {
             Bodies::Zipf { zipf, rendered } => rendered[route.index()][zipf.sample(rng)].clone(),
-            Bodies::Distinct { serial } => {
+            Bodies::Distinct { serial, .. } => {
                 let n = serial.fetch_add(1, Ordering::Relaxed);
                 body(route, &distinct_episode(n))
             }
@@ -188,7 +192,7 @@ impl Bodies {
     pub fn distinct_count(&self) -> u64 {
         match self {
             Bodies::Zipf { .. } => 0,
-            Bodies::Distinct { serial } => serial.load(Ordering::Relaxed),
+            Bodies::Distinct { first, serial } => serial.load(Ordering::Relaxed) - first,
         }
     }
 }
