@@ -246,7 +246,7 @@ pub(crate) fn optimize(
 fn merge_tier(small: Vec<Arc<SealedSegment>>, min_segments: usize) -> Vec<Arc<SealedSegment>> {
     let count = min_segments.max(2);
     let base = count as f64;
-    let tier = |s: &SealedSegment| ((s.stats().live.max(1) as f64).ln() / base.ln()).floor() as u32;
+    let tier = |s: &SealedSegment| ((s.live().max(1) as f64).ln() / base.ln()).floor() as u32;
     let mut tiers: std::collections::BTreeMap<u32, Vec<Arc<SealedSegment>>> = Default::default();
     for segment in small {
         tiers.entry(tier(&segment)).or_default().push(segment);
@@ -254,7 +254,9 @@ fn merge_tier(small: Vec<Arc<SealedSegment>>, min_segments: usize) -> Vec<Arc<Se
     let Some(mut segments) = tiers.into_values().find(|segments| segments.len() >= count) else {
         return Vec::new();
     };
-    segments.sort_by_key(|s| s.stats().live);
+    // One reading of each segment's live count: deletes change it
+    // meanwhile, and a sort whose keys move under it may panic.
+    segments.sort_by_cached_key(|s| s.live());
     segments.truncate(count);
     segments
 }
