@@ -209,7 +209,7 @@ fn dump_texts(cli: &Cli, path: &PathBuf) -> Result<()> {
     let mix = Mix::parse(&cli.mix).map_err(anyhow::Error::msg)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cli.seed);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    for serial in (0..cli.dump_count as u64).map(|i| cli.distinct_from + i) {
+    for serial in cli.distinct_from..cli.distinct_from + cli.dump_count as u64 {
         let route = mix.pick(&mut rng);
         let text = workload::embedded_text(route, &workload::distinct_episode(serial));
         // One text per line: the embedder's benchmark reads lines, so the
