@@ -80,6 +80,16 @@ impl EpisodeRow {
 const COLUMNS: &str = "customer_id, id, project, branch, error_class, tools, tags, fingerprint, body, \
      has_image, created_at, last_seen_at, occurrences, retrievals, fix_successes, fix_failures, charged_month";
 
+/// The oldest live episode of a customer with a fingerprint in a project
+/// (`?1`, `?2`, `?3`); answered from the index `episodes_fingerprint`
+/// (see migration 2).
+fn by_fingerprint_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM episodes WHERE customer_id = ?1 AND fingerprint = ?2 \
+         AND project IS ?3 AND state = 'live' ORDER BY id LIMIT 1"
+    )
+}
+
 /// What `GET /api/v1/episodes` filters on.
 #[derive(Debug, Clone, Default)]
 pub struct EpisodeFilter {
@@ -192,11 +202,8 @@ impl Episodes<'_> {
     ) -> Result<Option<EpisodeRow>, StoreError> {
         Ok(self
             .0
+            .prepare_cached(&by_fingerprint_sql())?
             .query_row(
-                &format!(
-                    "SELECT {COLUMNS} FROM episodes WHERE customer_id = ?1 AND fingerprint = ?2 \
-                     AND project IS ?3 AND state = 'live' ORDER BY id LIMIT 1"
-                ),
                 params![customer_id, fingerprint, project],
                 EpisodeRow::from_row,
             )
@@ -383,5 +390,35 @@ impl Idempotency<'_> {
             params![customer_id, key],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite picks for `sql` on the migrated schema, one line per step.
+    fn query_plan(connection: &Connection, sql: &str) -> String {
+        let mut statement = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let steps = statement
+            .query_map(params!["cus_a", "fp", None::<String>], |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        steps.map(|s| s.unwrap()).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn a_fingerprint_lookup_searches_its_index_instead_of_the_customers_episodes() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        super::super::migrations::migrate(&mut connection).unwrap();
+        let plan = query_plan(&connection, &by_fingerprint_sql());
+        assert!(
+            plan.contains("USING INDEX episodes_fingerprint (customer_id=? AND fingerprint=?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "sorts its matches: {plan}");
     }
 }

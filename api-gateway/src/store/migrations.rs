@@ -83,6 +83,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX episodes_fingerprint ON episodes(customer_id, fingerprint);
     "#,
+    // 2: the fingerprint index also orders by id. The lookup of a capture's
+    // fingerprint asks for the oldest match (`ORDER BY id LIMIT 1`); with
+    // (customer_id, fingerprint) only, SQLite walked the customer's whole
+    // primary key in id order instead, testing every episode's fingerprint:
+    // a capture's cost grew with the customer's episodes.
+    r#"
+    DROP INDEX episodes_fingerprint;
+    CREATE INDEX episodes_fingerprint ON episodes(customer_id, fingerprint, id);
+    "#,
 ];
 
 /// The schema version this code writes.
