@@ -275,7 +275,7 @@ fn upsert_replaces_the_vector_under_the_same_id() {
 }
 
 #[test]
-fn exact_scoring_of_given_ids_returns_their_k_nearest_in_order() {
+fn exact_scoring_of_given_or_kept_ids_returns_their_k_nearest_in_order() {
     let (base, queries) = clustered_set(3_000, 20, DIM, 10, 53);
     let metric = Metric::L2;
     let index = HnswIndex::build_parallel(config(metric), &base, None, 2, &|_| {}).expect("build");
@@ -290,22 +290,28 @@ fn exact_scoring_of_given_ids_returns_their_k_nearest_in_order() {
             .map(|&i| kyro_engine::distance::distance(metric, q, &base[i * DIM..(i + 1) * DIM]))
             .collect();
         truth.sort_by(f32::total_cmp);
+        let prepared = config(metric).prepare_once(q).expect("prepare");
+        let every_third = |id: u64| id.is_multiple_of(3);
         for k in [1, 10, 500, 899, 900, 5_000] {
             let mut ids = (0..3_000u64).step_by(3).chain(10_000..10_010);
-            let got = index.score_labels(q, k, &mut ids).expect("score");
-            assert_eq!(got.len(), k.min(allowed.len()), "k = {k}");
-            let mut seen = std::collections::HashSet::new();
-            for (rank, n) in got.iter().enumerate() {
-                assert!(n.id % 3 == 0 && n.id % 30 != 0 && n.id < 3_000, "{}", n.id);
-                assert!(seen.insert(n.id), "{} twice", n.id);
-                // The rank-th nearest distance (the same value whichever of
-                // two tied points came first).
-                let want = truth[rank];
-                assert!(
-                    (n.distance - want).abs() <= 1e-3 * want.abs().max(1.0),
-                    "k = {k}, rank {rank}: {} against {want}",
-                    n.distance
-                );
+            let given = index.score_labels(q, k, &mut ids).expect("score");
+            // The same points, scored from the whole index and kept by label.
+            let kept = index.score_prepared_all(&prepared, k, &every_third);
+            for got in [given, kept] {
+                assert_eq!(got.len(), k.min(allowed.len()), "k = {k}");
+                let mut seen = std::collections::HashSet::new();
+                for (rank, n) in got.iter().enumerate() {
+                    assert!(n.id % 3 == 0 && n.id % 30 != 0 && n.id < 3_000, "{}", n.id);
+                    assert!(seen.insert(n.id), "{} twice", n.id);
+                    // The rank-th nearest distance (the same value whichever of
+                    // two tied points came first).
+                    let want = truth[rank];
+                    assert!(
+                        (n.distance - want).abs() <= 1e-3 * want.abs().max(1.0),
+                        "k = {k}, rank {rank}: {} against {want}",
+                        n.distance
+                    );
+                }
             }
         }
     }

@@ -754,13 +754,24 @@ impl HnswIndex {
     /// current point (an upsert or delete raced with this search), and keeps
     /// the first `k`.
     fn finish(&self, storage: &Storage, candidates: &mut [Candidate], k: usize) -> Vec<Neighbor> {
+        self.finish_kept(storage, candidates, k, &|_| true)
+    }
+
+    /// [`HnswIndex::finish`] that also drops the labels `keep` rejects.
+    fn finish_kept(
+        &self,
+        storage: &Storage,
+        candidates: &mut [Candidate],
+        k: usize,
+        keep: LabelFilter<'_>,
+    ) -> Vec<Neighbor> {
         candidates.sort_unstable();
         let labels = self.labels.read();
         candidates
             .iter()
             .filter_map(|c| {
                 let id = storage.points.label(c.node);
-                (labels.get(&id) == Some(&c.node)).then_some(Neighbor {
+                (labels.get(&id) == Some(&c.node) && keep(id)).then_some(Neighbor {
                     id,
                     distance: c.distance,
                 })
@@ -773,18 +784,32 @@ impl HnswIndex {
     /// (internal slots), the `k` nearest first.
     fn score_slots(&self, prepared: &[f32], k: usize, candidates: &[u32]) -> Vec<Neighbor> {
         let storage = self.storage.read();
-        let points = &storage.points;
         let slots = storage.slots_used();
         let mut nodes: Vec<u32> = candidates
             .iter()
             .copied()
-            .filter(|&node| (node as usize) < slots && !points.is_deleted(node))
+            .filter(|&node| (node as usize) < slots)
             .collect();
         nodes.sort_unstable();
         nodes.dedup();
+        self.score_nodes(&storage, prepared, k, nodes.into_iter(), &|_| true)
+    }
+
+    /// Exact distances from the prepared query to the live ones of `nodes`
+    /// (distinct, published slots below `slots_used`), the `k` nearest whose
+    /// labels `keep` accepts first; the caller holds the storage lock.
+    fn score_nodes(
+        &self,
+        storage: &Storage,
+        prepared: &[f32],
+        k: usize,
+        nodes: impl Iterator<Item = u32>,
+        keep: LabelFilter<'_>,
+    ) -> Vec<Neighbor> {
+        let points = &storage.points;
         let metric = self.config.metric;
         let mut scored: Vec<Candidate> = nodes
-            .into_iter()
+            .filter(|&node| !points.is_deleted(node))
             .map(|node| Candidate {
                 distance: prepared_distance(metric, prepared, points.vectors.row(node as usize)),
                 node,
@@ -793,15 +818,15 @@ impl HnswIndex {
         // Only the nearest few are ordered: selecting them is linear, where
         // sorting every candidate (thousands when a tenant's points are
         // scored exactly) was most of such a search's time. A point whose
-        // label moved on meanwhile is dropped by `finish`; then the next
-        // nearest are taken, more each round.
+        // label moved on meanwhile, or that `keep` rejects, is dropped by
+        // `finish_kept`; then the next nearest are taken, more each round.
         let mut nearest = k.max(1);
         loop {
             if nearest < scored.len() {
                 scored.select_nth_unstable(nearest);
             }
             let taken = nearest.min(scored.len());
-            let found = self.finish(&storage, &mut scored[..taken], k);
+            let found = self.finish_kept(storage, &mut scored[..taken], k, keep);
             if found.len() >= k || taken == scored.len() {
                 return found;
             }
@@ -937,6 +962,32 @@ impl HnswIndex {
                 .collect()
         };
         self.score_slots(query.as_slice(), k, &slots)
+    }
+
+    /// Exact search over every live point whose external id `keep` accepts,
+    /// with a prepared query and a validated `k`. For scoring a whole index
+    /// when nearly all of it is wanted (the storage engine's exact plan
+    /// without a filter): its published points are taken from the label
+    /// map as they are, and `keep` is asked only of the nearest, instead of
+    /// looking up every wanted id in the map.
+    pub fn score_prepared_all(
+        &self,
+        query: &PreparedVector,
+        k: usize,
+        keep: LabelFilter<'_>,
+    ) -> Vec<Neighbor> {
+        debug_assert_eq!(query.as_slice().len(), self.config.dim);
+        let storage = self.storage.read();
+        let slots = storage.slots_used();
+        // Only published slots: a reserved one may still be being written.
+        let nodes: Vec<u32> = self
+            .labels
+            .read()
+            .values()
+            .copied()
+            .filter(|&node| (node as usize) < slots)
+            .collect();
+        self.score_nodes(&storage, query.as_slice(), k, nodes.into_iter(), keep)
     }
 
     /// The stored (prepared) vector of the live point with external id `id`.

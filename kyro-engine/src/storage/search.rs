@@ -91,7 +91,10 @@ pub(crate) fn search(
     match chosen {
         QueryPlan::Exact => {
             for segment in set.segments() {
-                found.extend(segment.score(query, k, &mut universe.iter()));
+                found.extend(match &allowed {
+                    Some(allowed) => segment.score(query, k, &mut allowed.iter()),
+                    None => segment.score_live(query, k, &points.live),
+                });
             }
         }
         QueryPlan::Graph => {

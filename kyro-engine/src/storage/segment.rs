@@ -74,6 +74,10 @@ pub(crate) trait Segment: Send + Sync {
         points: &mut dyn Iterator<Item = u32>,
     ) -> Vec<Neighbor>;
 
+    /// The `k` nearest of its points in `live` (the namespace's live set:
+    /// an exact search without a filter) by exact distance.
+    fn score_live(&self, query: &PreparedVector, k: usize, live: &RoaringBitmap) -> Vec<Neighbor>;
+
     /// Whether a graph search must be given the live set even without a
     /// filter: the segment holds points deleted since it was made that its
     /// graph does not know about.
@@ -129,6 +133,15 @@ impl Segment for HotSegment {
     ) -> Vec<Neighbor> {
         self.index()
             .score_prepared_labels(query, k, &mut points.map(u64::from))
+    }
+
+    fn score_live(&self, query: &PreparedVector, k: usize, live: &RoaringBitmap) -> Vec<Neighbor> {
+        // Its own points, rather than a lookup of each of the namespace's
+        // live points (most of which are in this segment, or all when the
+        // namespace is small). A point it holds that is not live (a write
+        // replaced it and the graph is yet to hear) is dropped at the end.
+        let keep = |label: u64| u32::try_from(label).is_ok_and(|point| live.contains(point));
+        self.index().score_prepared_all(query, k, &keep)
     }
 
     fn needs_live_filter(&self) -> bool {
@@ -200,6 +213,10 @@ impl Segment for SealedSegment {
     ) -> Vec<Neighbor> {
         let mut slots = self.slots_of(points);
         self.cold().score_prepared_slots(query, k, &mut slots)
+    }
+
+    fn score_live(&self, query: &PreparedVector, k: usize, live: &RoaringBitmap) -> Vec<Neighbor> {
+        self.score(query, k, &mut live.iter())
     }
 
     fn needs_live_filter(&self) -> bool {
