@@ -123,7 +123,6 @@ gateway_url="http://$(sed -n 's/^listening: http //p' "$data/gateway.out")"
 echo "kyro-server pid $server_pid (text $text_addr), gateway pid $gateway_pid ($gateway_url)"
 
 embedder() { # name
-    "$load_bin" --dump-texts "$out/embed-texts.txt" --dump-count "$embed_texts" --distinct-from "$distinct_base"
     machine_state "embedder $1"
     "$embed_bin" --texts "$out/embed-texts.txt" --batch 32 --threads 2 --precision auto --json "$out/embed-$1.json"
 }
@@ -142,6 +141,7 @@ load() { # name texts seconds [extra flags]
 # the first of round 1's: each text's unique word (`letters(serial)`) is
 # then five letters everywhere, so both embed texts of the same length.
 distinct_base=1000000
+"$load_bin" --dump-texts "$out/embed-texts.txt" --dump-count "$embed_texts" --distinct-from "$distinct_base"
 embedder 0
 for round in $(seq "$rounds"); do
     load "distinct-$round" distinct "$duration" --distinct-from "$((round * distinct_base))"
